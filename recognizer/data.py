@@ -1,0 +1,308 @@
+"""UCF101-layout data: list files, TSN segment sampling, frame/video reading, loaders.
+
+List lines are ``<clip dir or video, relative to the data root> <num_frames> <0-based label>``;
+frames are ``img_00001.jpg`` onward. Sampling follows GluonCV's VideoClsCustom exactly
+(1-based frame numbers, the same clamping for short clips). Every random draw of a
+sample comes from a generator seeded by (seed, epoch, index), so what a sample looks
+like does not depend on the number of loader workers, their order, or a resume.
+"""
+import os
+from collections import namedtuple
+
+import cv2
+import numpy as np
+
+from .errors import UserError
+
+NAME_PATTERN = 'img_%05d.jpg'
+Clip = namedtuple('Clip', 'path num_frames label line_no')
+
+
+# ---------------------------------------------------------------- list files
+
+def _parse_line(list_path, line_no, line):
+    fields = line.split()
+    where = '%s:%d' % (list_path, line_no)
+    if len(fields) < 3:
+        raise UserError('%s: expected "<clip path> <num_frames> <label>", got %r; '
+                        'fix the line or regenerate the list' % (where, line.strip()))
+    try:
+        num_frames = int(fields[-2])
+    except ValueError:
+        raise UserError('%s: frame count %r is not an integer; the second field must be the '
+                        'number of frames of the clip' % (where, fields[-2])) from None
+    try:
+        label = int(fields[-1])
+    except ValueError:
+        raise UserError('%s: label %r is not an integer; the last field must be a 0-based class '
+                        'index' % (where, fields[-1])) from None
+    # Paths may contain spaces: everything before the last two fields is the path.
+    return ' '.join(fields[:-2]), num_frames, label
+
+
+def _count_frames(clip_dir):
+    try:
+        return sum(1 for name in os.listdir(clip_dir) if name.startswith('img_'))
+    except OSError:
+        return -1
+
+
+def _check_clip(where, clip, num_classes, video):
+    if not 0 <= clip.label < num_classes:
+        raise UserError('%s: label %d is outside 0..%d; labels are 0-based and must be below '
+                        '--num-classes %d' % (where, clip.label, num_classes - 1, num_classes))
+    if video:
+        if not os.path.isfile(clip.path):
+            raise UserError('%s: video %s does not exist; check --data-dir and the list' % (where, clip.path))
+        return
+    if not os.path.isdir(clip.path):
+        raise UserError('%s: clip folder %s does not exist; check --data-dir (the list paths are '
+                        'relative to it)' % (where, clip.path))
+    on_disk = _count_frames(clip.path)
+    if on_disk < clip.num_frames:
+        raise UserError('%s: the list claims %d frames but %s holds %d img_*.jpg files; fix the count '
+                        'or re-extract the frames' % (where, clip.num_frames, clip.path, on_disk))
+
+
+def read_clip_list(list_path, root, num_classes, video=False, check_files=True):
+    """Parse and check a list file; every problem is a UserError naming file and line."""
+    list_path = os.path.expanduser(list_path)
+    root = os.path.expanduser(root)
+    if not os.path.isfile(list_path):
+        raise UserError('list file %s does not exist; pass --train-list/--val-list' % list_path)
+    clips = []
+    with open(list_path) as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            rel, num_frames, label = _parse_line(list_path, line_no, line)
+            clip = Clip(os.path.join(root, rel), num_frames, label, line_no)
+            if check_files:
+                _check_clip('%s:%d' % (list_path, line_no), clip, num_classes, video)
+            clips.append(clip)
+    if not clips:
+        raise UserError('list file %s is empty; it needs one "<clip> <num_frames> <label>" line per clip'
+                        % list_path)
+    return clips
+
+
+# ---------------------------------------------------------------- sampling
+
+def train_offsets(num_frames, num_segments, skip_length, rng):
+    """1-based start frame of each segment: one random frame inside each equal segment."""
+    average = (num_frames - skip_length + 1) // num_segments
+    if average > 0:
+        offsets = np.arange(num_segments) * average + rng.integers(average, size=num_segments)
+    elif num_frames > max(num_segments, skip_length):
+        offsets = np.sort(rng.integers(num_frames - skip_length + 1, size=num_segments))
+    else:
+        offsets = np.zeros(num_segments, dtype=int)
+    return offsets + 1
+
+
+def val_offsets(num_frames, num_segments, skip_length):
+    """1-based start frame of each segment: the segment centres."""
+    if num_frames > num_segments + skip_length - 1:
+        tick = (num_frames - skip_length + 1) / float(num_segments)
+        offsets = np.array([int(tick / 2.0 + tick * k) for k in range(num_segments)])
+    else:
+        offsets = np.zeros(num_segments, dtype=int)
+    return offsets + 1
+
+
+def test_offsets(num_frames, num_segments, skip_length):
+    """Like val_offsets, but used for dense test views even when segments outnumber frames."""
+    if num_frames > skip_length - 1:
+        tick = (num_frames - skip_length + 1) / float(num_segments)
+        offsets = np.array([int(tick / 2.0 + tick * k) for k in range(num_segments)])
+    else:
+        offsets = np.zeros(num_segments, dtype=int)
+    return offsets + 1
+
+
+def frame_numbers(offsets, num_frames, new_length, new_step):
+    """1-based frames to read: new_length frames new_step apart from each offset.
+
+    Mirrors GluonCV's loader (without temporal jitter): the position stops advancing near
+    the clip's end, so a short clip repeats its last frames.
+    """
+    numbers = []
+    for start in offsets:
+        pos = int(start)
+        for _ in range(new_length):
+            numbers.append(pos)
+            if pos + new_step < num_frames:
+                pos += new_step
+    return numbers
+
+
+# ---------------------------------------------------------------- reading
+
+def read_frames(clip_dir, numbers, new_width=0, new_height=0):
+    """RGB uint8 frames from a frame folder, resized to (new_height, new_width) when given."""
+    frames = []
+    for n in numbers:
+        path = os.path.join(clip_dir, NAME_PATTERN % n)
+        img = cv2.imread(path)
+        if img is None:
+            raise BadSample(path, 'cannot be read or decoded as an image')
+        if new_width > 0 and new_height > 0 and img.shape[:2] != (new_height, new_width):
+            img = cv2.resize(img, (new_width, new_height))
+        frames.append(img[:, :, ::-1])
+    return frames
+
+
+def open_video(path, new_width=0, new_height=0):
+    import decord
+    try:
+        if new_width > 0 and new_height > 0:
+            return decord.VideoReader(path, width=new_width, height=new_height, num_threads=1)
+        return decord.VideoReader(path, num_threads=1)
+    except Exception as err:  # decord raises its own DECORDError types
+        raise BadSample(path, 'cannot be opened as a video (%s)' % str(err).splitlines()[0]) from None
+
+
+def read_video_frames(reader, path, numbers):
+    try:
+        batch = reader.get_batch([n - 1 for n in numbers]).asnumpy()
+    except Exception as err:
+        raise BadSample(path, 'frames %s cannot be decoded (%s)' % (numbers, str(err).splitlines()[0])) from None
+    return list(batch)
+
+
+class BadSample(Exception):
+    """A frame or video that cannot be decoded, found while loading."""
+
+    def __init__(self, path, what):
+        super().__init__('%s %s' % (path, what))
+        self.path = path
+
+
+# ---------------------------------------------------------------- dataset and loader
+
+class ClipDataset(object):
+    """Clips of a list file as uint8 arrays (num_segments * new_length, H, W, 3) + label.
+
+    Items are addressed by (index, epoch) so each draw can be seeded independently.
+    ``transform(frames, rng)`` turns the list of read frames into the uint8 array.
+    """
+
+    def __init__(self, clips, transform, train, num_segments=1, new_length=1, new_step=1,
+                 new_width=0, new_height=0, video=False, seed=0, skip_bad=False, offsets='auto'):
+        self.clips = clips
+        self.transform = transform
+        self.train = train
+        self.num_segments = num_segments
+        self.new_length = new_length
+        self.new_step = new_step
+        self.new_width = new_width
+        self.new_height = new_height
+        self.video = video
+        self.seed = seed
+        self.skip_bad = skip_bad
+        self.offsets = offsets if offsets != 'auto' else ('train' if train else 'val')
+
+    def __len__(self):
+        return len(self.clips)
+
+    def __getitem__(self, key):
+        index, epoch = key
+        bad = 0
+        for attempt in range(len(self.clips)):
+            item = (index + attempt) % len(self.clips)
+            rng = np.random.default_rng([self.seed, epoch, item, attempt])
+            try:
+                return self.load(item, rng), self.clips[item].label, bad
+            except BadSample as err:
+                if not self.skip_bad:
+                    raise UserError('%s (clip on line %d of its list); fix or remove it, or pass '
+                                    '--skip-bad-samples to replace broken samples and count them'
+                                    % (err, self.clips[item].line_no)) from None
+                bad += 1
+        raise UserError('no clip in the list could be read; check the data with --check-data')
+
+    def load(self, index, rng):
+        clip = self.clips[index]
+        skip_length = self.new_length * self.new_step
+        reader = None
+        num_frames = clip.num_frames
+        if self.video:
+            reader = open_video(clip.path, self.new_width, self.new_height)
+            num_frames = len(reader)
+            if num_frames == 0:
+                raise BadSample(clip.path, 'has no frames')
+        if self.offsets == 'train':
+            offsets = train_offsets(num_frames, self.num_segments, skip_length, rng)
+        elif self.offsets == 'val':
+            offsets = val_offsets(num_frames, self.num_segments, skip_length)
+        else:
+            offsets = test_offsets(num_frames, self.num_segments, skip_length)
+        numbers = frame_numbers(offsets, num_frames, self.new_length, self.new_step)
+        if reader is not None:
+            frames = read_video_frames(reader, clip.path, numbers)
+        else:
+            frames = read_frames(clip.path, numbers, self.new_width, self.new_height)
+        return self.transform(frames, rng)
+
+
+def batchify(samples):
+    """Stack samples into (uint8 clips, int32 labels, number of replaced bad samples)."""
+    clips = np.stack([s[0] for s in samples])
+    labels = np.array([s[1] for s in samples], dtype=np.int32)
+    return clips, labels, sum(s[2] for s in samples)
+
+
+class EpochBatchSampler(object):
+    """Batches of (index, epoch) keys; the order is a function of (seed, epoch) only.
+
+    With ``num_parts > 1`` each part (distributed worker) gets a disjoint, equally long
+    shard of the epoch's permutation, padded by wrapping around.
+    """
+
+    def __init__(self, length, batch_size, shuffle, seed=0, last_batch='discard', num_parts=1, part_index=0):
+        self.length = length
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.last_batch = last_batch
+        self.num_parts = num_parts
+        self.part_index = part_index
+        self.epoch = 0
+        self.start_batch = 0
+
+    def set_epoch(self, epoch, start_batch=0):
+        """Next iteration yields this epoch's batches from ``start_batch`` (for mid-epoch resume)."""
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def indices(self):
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.length)
+        else:
+            order = np.arange(self.length)
+        if self.num_parts > 1:
+            per_part = -(-self.length // self.num_parts)
+            order = np.resize(order, per_part * self.num_parts)
+            order = order[self.part_index * per_part:(self.part_index + 1) * per_part]
+        return order
+
+    def __iter__(self):
+        order = self.indices()
+        for start in range(self.start_batch * self.batch_size, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            if len(chunk) < self.batch_size and self.last_batch == 'discard':
+                return
+            yield [(int(i), self.epoch) for i in chunk]
+
+    def __len__(self):
+        n = len(self.indices()) if self.num_parts > 1 else self.length
+        if self.last_batch == 'discard':
+            return n // self.batch_size
+        return -(-n // self.batch_size)
+
+
+def make_loader(dataset, sampler, num_workers, prefetch_ratio=2.0):
+    from mxnet import gluon
+    prefetch = max(1, int(prefetch_ratio * num_workers)) if num_workers > 0 else None
+    return gluon.data.DataLoader(dataset, batch_sampler=sampler, batchify_fn=batchify,
+                                 num_workers=num_workers, prefetch=prefetch)

@@ -1,0 +1,149 @@
+"""Build GluonCV model-zoo recognizers so that they work offline and from scratch.
+
+Two gluoncv 0.10.5 problems are handled here:
+* pretrained weights are downloaded on demand, which fails offline with a long
+  traceback; we look in MXNet's model cache first and otherwise stop with a
+  UserError that names the file, the folder and the ``--no-pretrained-base`` way out;
+* ``pretrained_base=False`` leaves the backbone uninitialised and the factory's own
+  ``reset_ctx`` call raises "Cannot reset context ... not initialized"; we let that
+  call pass for uninitialised parameters and initialise them ourselves.
+"""
+import contextlib
+import os
+import warnings
+
+import mxnet as mx
+from mxnet import gluon
+
+from .errors import UserError
+
+
+def model_cache_dir():
+    """Where gluoncv looks for weights: $MXNET_HOME/models, default ~/.mxnet/models."""
+    home = os.environ.get('MXNET_HOME', os.path.join('~', '.mxnet'))
+    return os.path.expanduser(os.path.join(home, 'models'))
+
+
+def weight_file_name(name, tag=None):
+    from gluoncv.model_zoo.model_store import short_hash
+    return '%s-%s.params' % (name, tag if isinstance(tag, str) else short_hash(name))
+
+
+@contextlib.contextmanager
+def offline_model_store(model_name, what):
+    """Turn a failed weight download into a UserError naming the file to provide."""
+    from gluoncv.model_zoo import model_store
+    original = model_store.get_model_file
+
+    def cached_or_download(name, tag=None, root=None):
+        root = model_cache_dir()
+        try:
+            return original(name, tag=tag, root=root)
+        except Exception as err:  # requests/OS errors of every kind when offline
+            raise UserError(
+                '--model %s needs %s (%s) in %s: it is not there and the download failed (%s). '
+                'Copy the file there (or point MXNET_HOME at a folder whose models/ has it), or pass '
+                '--no-pretrained-base to train from scratch.'
+                % (model_name, weight_file_name(name, tag), what, root, type(err).__name__)
+            ) from None
+
+    model_store.get_model_file = cached_or_download
+    try:
+        yield
+    finally:
+        model_store.get_model_file = original
+
+
+@contextlib.contextmanager
+def tolerate_uninitialized_reset_ctx():
+    """Let gluoncv factories call reset_ctx on a backbone built without pretrained weights."""
+    original = gluon.Parameter.reset_ctx
+
+    def reset_ctx(param, ctx):
+        if param._data is None and not param._deferred_init:
+            return
+        original(param, ctx)
+
+    gluon.Parameter.reset_ctx = reset_ctx
+    try:
+        yield
+    finally:
+        gluon.Parameter.reset_ctx = original
+
+
+def _vgg_with_batch_norm(opt, pretrained_base):
+    # vgg16_ucf101() does not forward batch_norm to its backbone, so build the block directly.
+    from gluoncv.model_zoo.action_recognition.actionrec_vgg16 import ActionRecVGG16
+    return ActionRecVGG16(nclass=opt.num_classes, pretrained_base=pretrained_base,
+                          num_segments=opt.num_segments, num_crop=getattr(opt, 'num_crop', 1),
+                          dropout_ratio=0.9, init_std=0.001, batch_norm=True)
+
+
+def _create(opt, pretrained_base):
+    from gluoncv.model_zoo import get_model
+    pretrained = opt.hashtag if (opt.use_pretrained and opt.hashtag) else opt.use_pretrained
+    if opt.batch_norm and opt.model.startswith('vgg16_'):
+        if opt.use_pretrained:
+            raise UserError('--use-pretrained with --batch-norm: the model zoo has no VGG16-BN '
+                            'recognizer weights; drop one of the two flags')
+        return _vgg_with_batch_norm(opt, pretrained_base)
+    kwargs = dict(nclass=opt.num_classes, pretrained=pretrained, pretrained_base=pretrained_base,
+                  num_segments=opt.num_segments, num_crop=getattr(opt, 'num_crop', 1))
+    if opt.use_tsn:
+        kwargs['use_tsn'] = True
+    if opt.partial_bn:
+        kwargs['partial_bn'] = True
+    if opt.freeze_bn:
+        kwargs['bn_frozen'] = True
+    return get_model(opt.model, **kwargs)
+
+
+def build_network(opt, ctx):
+    """The model-zoo network for ``opt``, initialised on the list of contexts ``ctx``."""
+    from gluoncv.model_zoo import get_model_list
+    if opt.model.lower() not in get_model_list():
+        raise UserError('--model %s is not in the GluonCV model zoo; for UCF101 use vgg16_ucf101, '
+                        'inceptionv3_ucf101 or i3d_resnet50_v1_ucf101' % opt.model)
+    pretrained_base = not opt.no_pretrained_base and not opt.use_pretrained
+    what = 'pretrained weights' if opt.use_pretrained else 'ImageNet-pretrained base weights'
+    with offline_model_store(opt.model, what), tolerate_uninitialized_reset_ctx():
+        net = _create(opt, pretrained_base)
+    with warnings.catch_warnings():
+        # Parameters that came initialised (pretrained or the classifier) are left as they are.
+        warnings.simplefilter('ignore')
+        net.initialize(mx.init.Xavier(), ctx=ctx)
+    net.collect_params().reset_ctx(ctx)
+    if opt.dtype != 'float32':
+        net.cast(opt.dtype)
+    return net
+
+
+def first_batchnorm_params(net):
+    """Parameter names of the first BatchNorm layer (the one --partial-bn keeps training)."""
+    found = []
+
+    def visit(block):
+        if not found and isinstance(block, gluon.nn.BatchNorm):
+            found.extend(block.collect_params().keys())
+    net.apply(visit)
+    return found
+
+
+def trainable_params(net, opt):
+    """What the optimizer updates: all, or weights/biases only under --partial-bn/--freeze-bn."""
+    params = net.collect_params()
+    if not (opt.partial_bn or opt.freeze_bn):
+        return params
+    keep = set(net.collect_params('.*weight|.*bias').keys())
+    if opt.partial_bn:
+        keep.update(first_batchnorm_params(net))
+    for name, param in params.items():
+        if name not in keep:
+            param.grad_req = 'null'   # frozen: no point computing its gradient
+    return [params[name] for name in params.keys() if name in keep]
+
+
+def disable_bias_and_bn_decay(net):
+    """--no-wd: no weight decay on biases and BatchNorm beta/gamma, as GluonCV."""
+    for param in net.collect_params('.*beta|.*gamma|.*bias').values():
+        param.wd_mult = 0.0
