@@ -16,14 +16,14 @@ import signal
 import sys
 import time
 
-import numpy as np
-
 from recognizer.errors import UserError, run_cli
 
 import mxnet as mx  # noqa: E402  (after recognizer: it prepares CUDA libraries on GPU hosts)
 from mxnet import autograd, gluon, nd  # noqa: E402
+from mxnet.contrib import amp  # noqa: E402
 
 from recognizer import checkpoint, data, transforms  # noqa: E402
+from recognizer.dist import param_checksum, require_launcher_env  # noqa: E402
 from recognizer.models import build_network, disable_bias_and_bn_decay, trainable_params  # noqa: E402
 from recognizer.schedule import LRSchedule, parse_decay_epochs  # noqa: E402
 
@@ -81,6 +81,9 @@ def add_model_args(p):
     p.add_argument('--hashtag', type=str, default='', help='hashtag of the pretrained weights.')
     p.add_argument('--no-pretrained-base', action='store_true',
                    help='train the backbone from scratch instead of from ImageNet weights.')
+    p.add_argument('--use-kinetics-pretrain', action='store_true',
+                   help='i3d_*_ucf101: start from Kinetics400-trained I3D weights (all but the classifier; '
+                        'not with --no-pretrained-base).')
     p.add_argument('--use-tsn', action='store_true', help='temporal segment network consensus.')
     p.add_argument('--batch-norm', action='store_true', help='VGG16-BN backbone for vgg16_* models.')
     p.add_argument('--partial-bn', action='store_true', help='freeze all BatchNorm layers but the first.')
@@ -149,18 +152,23 @@ def check_args(opt):
     else:
         opt.lr_decay_epoch = parse_decay_epochs(opt.lr_decay_epoch)
     not_built = [('--data-aug %s' % opt.data_aug, opt.data_aug != 'v1'),
-                 ('--num-crop %d in training (use scripts/test_recognizer.py)' % opt.num_crop, opt.num_crop != 1)]
+                 ('--num-crop %d in training (use scripts/test_recognizer.py)' % opt.num_crop,
+                  opt.num_crop != 1 and not opt.eval)]
     for what, bad in not_built:
         if bad:
             raise UserError('%s is not built in this trainer' % what)
     if opt.video_loader and not opt.use_decord:
         raise UserError('--video-loader reads videos with decord here (GluonCV\'s mmcv path is not built): '
                         'add --use-decord')
+    if opt.dtype not in ('float32', 'float16'):
+        raise UserError('--dtype %s: choose float32 or float16 (float16 needs a GPU)' % opt.dtype)
     if opt.num_gpus > 0 and not mx.context.num_gpus():
-        raise UserError('--num-gpus %d, but this MXNet sees no GPU (CPU build or no driver); run '
-                        'scripts/check_env.py, or use --num-gpus 0' % opt.num_gpus)
-    if opt.num_gpus == 0 and (opt.dtype != 'float32' or opt.use_amp):
-        raise UserError('--dtype %s/--use-amp need a GPU; on a CPU train with --dtype float32' % opt.dtype)
+        raise UserError('--num-gpus %d, but this MXNet sees no GPU (CPU build of mxnet, or no working NVIDIA '
+                        'driver); run python scripts/check_env.py --num-gpus %d to see why, or train with '
+                        '--num-gpus 0' % (opt.num_gpus, opt.num_gpus))
+    if opt.num_gpus == 0 and (opt.dtype == 'float16' or opt.use_amp):
+        raise UserError('%s needs a GPU (mxnet-cu112, see python scripts/check_env.py); on the CPU train with '
+                        '--dtype float32 and without --use-amp' % ('--use-amp' if opt.use_amp else '--dtype float16'))
     sizes_known = opt.new_height > 0 and opt.new_width > 0
     if sizes_known and min(opt.new_height, opt.new_width) < opt.input_size:
         raise UserError('--input-size %d is larger than the resized frames %dx%d; lower --input-size or '
@@ -223,20 +231,20 @@ def make_loaders(opt, train_set, val_set, batch_size, kv):
             data.make_loader(val_set, val_sampler, opt.num_workers, opt.prefetch_ratio))
 
 
-def check_every_sample(opt, datasets):
-    """--check-data: decode every sample of both lists; list all broken ones."""
-    broken, total = [], 0
-    for dataset in datasets:
-        for index, clip in enumerate(dataset.clips):
-            total += 1
-            try:
-                dataset.load(index, np.random.default_rng(0))
-            except data.BadSample as err:
-                broken.append('%s (line %d)' % (err, clip.line_no))
+def check_every_sample(opt, clip_lists):
+    """--check-data: decode every frame (or video) of both lists and name all broken ones."""
+    from tqdm import tqdm
+    clips = [c for clip_list in clip_lists for c in clip_list]
+    broken = []
+    for clip in tqdm(clips, desc='checking', disable=not sys.stderr.isatty()):
+        try:
+            data.decode_whole_clip(clip, opt.video_loader)
+        except data.BadSample as err:
+            broken.append('%s (list line %d)' % (err, clip.line_no))
     if broken:
         raise UserError('%d of %d clips are broken:\n  %s\nre-extract or remove them, or train with '
-                        '--skip-bad-samples' % (len(broken), total, '\n  '.join(broken)))
-    print('checked %d clips: all frames/videos decode' % total)
+                        '--skip-bad-samples' % (len(broken), len(clips), '\n  '.join(broken)))
+    print('checked %d clips: every frame decodes' % len(clips))
 
 
 def to_network_input(clips_u8, opt):
@@ -244,8 +252,8 @@ def to_network_input(clips_u8, opt):
     size = opt.input_size
     x = transforms.normalize_on_device(clips_u8.reshape((-1, opt.new_length, size, size, 3)), opt.dtype)
     if opt.new_length == 1 and not opt.input_5d:
-        x = x.reshape((-1, 3, size, size))
-    return x
+        return x.reshape((-1, 3, size, size))
+    return x.transpose((0, 2, 1, 3, 4))   # (N, L, 3, H, W) -> 3-D CNNs' (N, 3, L, H, W)
 
 
 def load_batch(batch, ctx):
@@ -266,9 +274,7 @@ def create_kvstore(opt):
         return None
     if opt.kvstore not in ('local', 'device', 'dist_sync', 'dist_sync_device', 'dist_async', 'dist_device_sync'):
         raise UserError('--kvstore %s: choose local, device, dist_sync, dist_sync_device or dist_async' % opt.kvstore)
-    if 'dist' in opt.kvstore and 'DMLC_ROLE' not in os.environ:
-        raise UserError('--kvstore %s needs the parameter-server processes: start it with '
-                        'scripts/launch_dist.py -n WORKERS -s SERVERS python train_recognizer.py ...' % opt.kvstore)
+    require_launcher_env(opt.kvstore)
     return mx.kv.create(opt.kvstore)
 
 
@@ -305,8 +311,13 @@ def train_step(net, trainer, loss_fn, data_parts, label_parts, opt, step=True):
     """
     with autograd.record():
         outputs = [net(to_network_input(x, opt)) for x in data_parts]
-        losses = [loss_fn(out, y) for out, y in zip(outputs, label_parts)]
-    autograd.backward(losses)
+        # The loss in float32 even for --dtype float16, so metrics are not rounded to fp16.
+        losses = [loss_fn(out.astype('float32', copy=False), y) for out, y in zip(outputs, label_parts)]
+        heads = losses
+        if opt.use_amp:   # GPU only; scaling must be recorded, so it happens inside record()
+            with amp.scale_loss(losses, trainer) as scaled:
+                heads = scaled
+    autograd.backward(heads)
     if step:
         trainer.step(opt.batch_size * len(opt.ctx) * opt.accumulate * opt.num_workers_dist)
         if opt.accumulate > 1:
@@ -364,7 +375,7 @@ class StopRequest(object):
 class Run(object):
     """One training run: what is trained, on what, and how far it has come."""
 
-    def __init__(self, opt, net, trainer, kv, train_sampler, train_loader, val_loader):
+    def __init__(self, opt, net, trainer, kv, train_sampler, train_loader, val_loader, stop):
         self.opt, self.net, self.trainer, self.kv = opt, net, trainer, kv
         self.ctx = opt.ctx
         self.train_sampler, self.train_loader, self.val_loader = train_sampler, train_loader, val_loader
@@ -376,7 +387,7 @@ class Run(object):
         self.rows, self.best_top1, self.best_prefix = [], 0.0, None
         self.epoch, self.start_iter = opt.resume_epoch, 0
         self.acc = self.fresh_accumulators()
-        self.stop = StopRequest()
+        self.stop = stop
         self.tb = open_tensorboard(opt) if self.is_writer else None
         self.name = '%s-%s' % (opt.dataset, opt.model)
 
@@ -390,14 +401,15 @@ class Run(object):
         num_iter = self.iters_per_epoch
         self.train_sampler.set_epoch(self.epoch, self.start_iter)
         bar = Progress(self.epoch, self.start_iter, num_iter, sys.stderr.isatty() and self.is_writer)
+        # Dropout draws depend on (seed, epoch, start): a resume from an epoch boundary is exact.
+        # (Seeding every iteration would make mid-epoch resumes exact too, but costs ~10 ms a step.)
+        mx.random.seed((opt.seed * 1000003 + self.epoch * 1009 + self.start_iter) % (2 ** 31))
         loss_sum, correct = nd.array([acc['loss']], ctx=ctx[0]), nd.array([acc['correct']], ctx=ctx[0])
         tic = btic = time.time()
         i = last_report = self.start_iter - 1
         for i, batch in enumerate(self.train_loader, self.start_iter):
             lr = self.schedule(self.epoch * num_iter + i)
             self.trainer.set_learning_rate(lr)
-            # Seeding per iteration makes dropout a function of (seed, iteration): resumes are exact.
-            mx.random.seed(opt.seed * 1000003 + self.epoch * num_iter + i)
             data_parts, label_parts, bad = load_batch(batch, ctx)
             stats = train_step(self.net, self.trainer, self.loss_fn, data_parts, label_parts, opt,
                                step=(i + 1) % opt.accumulate == 0)
@@ -406,7 +418,7 @@ class Run(object):
             acc['count'] += len(batch[1])
             acc['bad'] += bad
             if (opt.log_interval and (i + 1) % opt.log_interval == 0) or i + 1 == num_iter:
-                acc['loss'], acc['correct'] = loss_sum.asscalar(), correct.asscalar()
+                acc['loss'], acc['correct'] = float(loss_sum.asscalar()), float(correct.asscalar())
                 self.check_finite(i)
                 speed = len(batch[1]) * (i - last_report) / max(time.time() - btic, 1e-9)
                 bar.report(self.epoch, i, num_iter, speed, acc['loss'] / acc['count'],
@@ -416,7 +428,7 @@ class Run(object):
             if self.stop.signal is not None and i + 1 < num_iter:
                 break
         bar.close()
-        acc['loss'], acc['correct'] = loss_sum.asscalar(), correct.asscalar()
+        acc['loss'], acc['correct'] = float(loss_sum.asscalar()), float(correct.asscalar())
         acc['seconds'] += time.time() - tic
         self.check_finite(i)
         self.start_iter = i + 1
@@ -432,6 +444,8 @@ class Run(object):
     def validate(self):
         """(top-1, top-5, mean loss) over the validation list, summed over all workers."""
         opt, ctx = self.opt, self.ctx
+        if is_dist(self.kv):
+            average_running_stats(self.kv, self.net)   # every worker evaluates the same model
         totals = nd.zeros(4, ctx=ctx[0])    # top-1 hits, top-5 hits, loss sum, clips
         for batch in self.val_loader:
             data_parts, label_parts, _ = load_batch(batch, ctx)
@@ -514,7 +528,10 @@ class Run(object):
                 return self.stopped()
         mx.nd.waitall()
         if is_dist(self.kv):
-            print('[rank %d] param checksum: %s' % (opt.rank, param_checksum(self.net)), flush=True)
+            if opt.train_only:   # otherwise validation has just averaged them
+                average_running_stats(self.kv, self.net)
+            checksum = param_checksum(self.net.collect_params())
+            print('[rank %d] param checksum: %s' % (opt.rank, checksum), flush=True)
         self.summary()
         return 0
 
@@ -539,7 +556,8 @@ class Run(object):
 
 def allreduce(kv, array):
     """Sum an NDArray over all distributed workers through the kvstore."""
-    key = 'allreduce-%d' % array.size
+    # Integer keys: the Trainer uses 0..P-1 and ps-lite refuses to mix key types.
+    key = (1 << 20) + array.size
     if key not in allreduce.keys:
         kv.init(key, nd.zeros_like(array, ctx=mx.cpu()))
         allreduce.keys.add(key)
@@ -552,12 +570,60 @@ def allreduce(kv, array):
 allreduce.keys = set()
 
 
-def param_checksum(net):
-    import hashlib
-    digest = hashlib.sha256()
-    for name, param in sorted(net.collect_params().items()):
-        digest.update(param.data(param.list_ctx()[0]).asnumpy().astype(np.float32).tobytes())
-    return digest.hexdigest()[:16]
+def broadcast_initial_weights(net, trainer, opt):
+    """Give every worker rank 0's weights before the first step, and wait until they have arrived.
+
+    gluon's Trainer does this lazily inside the first step(), where its pull of a weight and
+    its pushpull of that weight's gradient go to the server unordered: a slow worker can pull
+    the summed gradient instead of the weight and then trains a different model.  A forward
+    pass finishes deferred initialisation first, so that all weights take part.
+    """
+    clips = nd.zeros((1, opt.num_segments * opt.new_length, opt.input_size, opt.input_size, 3),
+                     dtype='uint8', ctx=opt.ctx[0])
+    net(to_network_input(clips, opt))
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
+    mx.nd.waitall()
+
+
+def average_running_stats(kv, net):
+    """Average BatchNorm running mean/var over the workers.
+
+    The kvstore only reduces gradients, so each worker's running statistics follow its own
+    shard; averaging them once per epoch makes validation, checkpoints and the checksum
+    describe one model.  One allreduce of all statistics concatenated.
+    """
+    stats = [p for name, p in sorted(net.collect_params().items())
+             if name.endswith(('running_mean', 'running_var'))]
+    if not stats:
+        return
+    flat = nd.concat(*[p.data().reshape((-1,)).as_in_context(mx.cpu()) for p in stats], dim=0)
+    flat = allreduce(kv, flat) / kv.num_workers
+    offset = 0
+    for p in stats:
+        p.set_data(flat[offset:offset + p.data().size].reshape(p.shape))
+        offset += p.data().size
+
+
+def agree_on_resume_point(kv, save_dir, points):
+    """--auto-resume with a dist kvstore: every worker must resume from the same point.
+
+    All ranks read the newest resume point rank 0 wrote; a rank that sees another one (a
+    --save-dir that is not shared between hosts) would train different epochs and hang
+    the others, so all ranks stop with the same error instead.
+    """
+    meta = checkpoint.load_resume_meta(points[-1]) if points else {'epoch': -1, 'iteration': -1}
+    mine = nd.zeros(2 * kv.num_workers)
+    mine[2 * kv.rank:2 * kv.rank + 2] = nd.array([meta['epoch'], meta['iteration']])
+    seen = allreduce(kv, mine).asnumpy().astype(int).reshape((-1, 2)).tolist()
+    if any(pair != seen[0] for pair in seen):
+        found = ', '.join('rank %d: %s' % (r, 'none' if e < 0 else 'epoch %d iteration %d' % (e, i))
+                          for r, (e, i) in enumerate(seen))
+        raise UserError('--auto-resume: the workers see different resume points in --save-dir %s (%s); '
+                        'in distributed mode --save-dir must be one folder shared by all hosts'
+                        % (save_dir, found))
 
 
 def open_tensorboard(opt):
@@ -609,14 +675,20 @@ def main(argv=None):
     opt.rank, opt.num_workers_dist = (kv.rank, kv.num_workers) if is_dist(kv) else (0, 1)
     opt.ctx = contexts(opt)
     setup_logging(opt, to_file=False)
-    if not opt.check_data:
+    if not opt.check_data and opt.rank == 0:   # only rank 0 writes there
         check_save_dir(opt)
     train_clips, val_clips = read_lists(opt)
-    train_set, val_set = make_datasets(opt, train_clips, val_clips)
     if opt.check_data:
-        return check_every_sample(opt, (train_set, val_set))
+        return check_every_sample(opt, (train_clips, val_clips))
+    train_set, val_set = make_datasets(opt, train_clips, val_clips)
+    # Before the loader forks its workers, so that they inherit the handler and a Ctrl-C
+    # reaching the whole process group does not kill them mid-batch.
+    stop = StopRequest()
     batch_size = opt.batch_size * len(opt.ctx)
     train_sampler, train_loader, val_loader = make_loaders(opt, train_set, val_set, batch_size, kv)
+    mx.random.seed(opt.seed)
+    if opt.use_amp:
+        amp.init()   # rewrites mx.nd/mx.sym operators: before the network is built and hybridized
     net = build_network(opt, opt.ctx)
     if opt.resume_params:
         load_resume_params(net, opt.resume_params, opt, opt.ctx)
@@ -625,17 +697,24 @@ def main(argv=None):
     trainer = build_trainer(opt, net, kv)
     if opt.resume_states:
         trainer.load_states(opt.resume_states)
-    os.makedirs(opt.save_dir, exist_ok=True)
+    if opt.use_amp:
+        amp.init_trainer(trainer)
+    if opt.rank == 0:
+        os.makedirs(opt.save_dir, exist_ok=True)
     setup_logging(opt, to_file=True)   # only now: bad input must not leave a log behind
     logger.info(opt)
     logger.info('%d training and %d validation clips; total batch %d on %s',
                 len(train_set), len(val_set), batch_size * opt.num_workers_dist, opt.ctx)
-    run = Run(opt, net, trainer, kv, train_sampler, train_loader, val_loader)
+    run = Run(opt, net, trainer, kv, train_sampler, train_loader, val_loader, stop)
     if opt.resume_epoch > 0:
         run.rows = [r for r in read_metrics(opt.save_dir) if r['epoch'] < opt.resume_epoch]
     points = checkpoint.list_resume_points(opt.save_dir) if opt.auto_resume else []
+    if opt.auto_resume and is_dist(kv):
+        agree_on_resume_point(kv, opt.save_dir, points)
     if points:
         run.restore(points[-1])
+    if is_dist(kv):
+        broadcast_initial_weights(net, trainer, opt)
     return run.train()
 
 

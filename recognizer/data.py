@@ -12,6 +12,7 @@ from collections import namedtuple
 import cv2
 import numpy as np
 
+from .dist import dump_shard, sharded_indices
 from .errors import UserError
 
 NAME_PATTERN = 'img_%05d.jpg'
@@ -138,18 +139,56 @@ def frame_numbers(offsets, num_frames, new_length, new_step):
 
 # ---------------------------------------------------------------- reading
 
+# OpenCV >= 4.10 decodes straight to RGB (libjpeg-turbo converts while decoding, no extra pass);
+# older versions decode BGR and we reorder channels. Both give identical pixels.
+_RGB_FLAG = getattr(cv2, 'IMREAD_COLOR_RGB', None)
+_cv2_threads_set = []
+
+
+def _single_threaded_cv2():
+    """One OpenCV thread per process: loader workers run in parallel already, and spare
+    threads would only compete with the network's compute threads for the same cores."""
+    if not _cv2_threads_set:
+        cv2.setNumThreads(1)
+        _cv2_threads_set.append(True)
+
+
+def decode_rgb(path):
+    """RGB uint8 image of a JPEG/PNG file, or None when it cannot be read or decoded.
+
+    np.fromfile + imdecode is faster than cv2.imread for small frames (one read call).
+    """
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    if buf.size == 0:
+        return None
+    if _RGB_FLAG is not None:
+        return cv2.imdecode(buf, _RGB_FLAG)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
 def read_frames(clip_dir, numbers, new_width=0, new_height=0):
-    """RGB uint8 frames from a frame folder, resized to (new_height, new_width) when given."""
-    frames = []
+    """RGB uint8 frames from a frame folder, resized to (new_height, new_width) when given.
+
+    Reads only the listed frames, each once even when short clips repeat a number.
+    """
+    _single_threaded_cv2()
+    decoded = {}
     for n in numbers:
+        if n in decoded:
+            continue
         path = os.path.join(clip_dir, NAME_PATTERN % n)
-        img = cv2.imread(path)
+        img = decode_rgb(path)
         if img is None:
             raise BadSample(path, 'cannot be read or decoded as an image')
         if new_width > 0 and new_height > 0 and img.shape[:2] != (new_height, new_width):
+            # Like GluonCV, which resizes BGR frames: resizing works per channel, so the order does not matter.
             img = cv2.resize(img, (new_width, new_height))
-        frames.append(img[:, :, ::-1])
-    return frames
+        decoded[n] = img
+    return [decoded[n] for n in numbers]
 
 
 def open_video(path, new_width=0, new_height=0):
@@ -168,6 +207,18 @@ def read_video_frames(reader, path, numbers):
     except Exception as err:
         raise BadSample(path, 'frames %s cannot be decoded (%s)' % (numbers, str(err).splitlines()[0])) from None
     return list(batch)
+
+
+def decode_whole_clip(clip, video):
+    """Decode every frame of a clip (for --check-data); raises BadSample on the first failure."""
+    if video:
+        reader = open_video(clip.path)
+        if len(reader) == 0:
+            raise BadSample(clip.path, 'has no frames')
+        for start in range(0, len(reader), 64):
+            read_video_frames(reader, clip.path, list(range(start + 1, min(start + 64, len(reader)) + 1)))
+        return
+    read_frames(clip.path, range(1, clip.num_frames + 1))
 
 
 class BadSample(Exception):
@@ -255,8 +306,8 @@ def batchify(samples):
 class EpochBatchSampler(object):
     """Batches of (index, epoch) keys; the order is a function of (seed, epoch) only.
 
-    With ``num_parts > 1`` each part (distributed worker) gets a disjoint, equally long
-    shard of the epoch's permutation, padded by wrapping around.
+    With ``num_parts > 1`` each part (distributed worker) gets its shard: for training an
+    equally long share of the epoch's permutation (recognizer.dist.sharded_indices).
     """
 
     def __init__(self, length, batch_size, shuffle, seed=0, last_batch='discard', num_parts=1, part_index=0):
@@ -277,17 +328,14 @@ class EpochBatchSampler(object):
 
     def indices(self):
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.length)
-        else:
-            order = np.arange(self.length)
-        if self.num_parts > 1:
-            per_part = -(-self.length // self.num_parts)
-            order = np.resize(order, per_part * self.num_parts)
-            order = order[self.part_index * per_part:(self.part_index + 1) * per_part]
-        return order
+            return sharded_indices(self.length, self.epoch, self.seed, self.part_index, self.num_parts)
+        # Validation: no padding, so every clip is counted exactly once over all parts.
+        return list(range(self.part_index, self.length, self.num_parts))
 
     def __iter__(self):
         order = self.indices()
+        if self.shuffle:
+            dump_shard(order[:len(self) * self.batch_size], self.part_index, self.epoch)
         for start in range(self.start_batch * self.batch_size, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
             if len(chunk) < self.batch_size and self.last_batch == 'discard':
@@ -295,7 +343,7 @@ class EpochBatchSampler(object):
             yield [(int(i), self.epoch) for i in chunk]
 
     def __len__(self):
-        n = len(self.indices()) if self.num_parts > 1 else self.length
+        n = len(self.indices())
         if self.last_batch == 'discard':
             return n // self.batch_size
         return -(-n // self.batch_size)
@@ -306,3 +354,6 @@ def make_loader(dataset, sampler, num_workers, prefetch_ratio=2.0):
     prefetch = max(1, int(prefetch_ratio * num_workers)) if num_workers > 0 else None
     return gluon.data.DataLoader(dataset, batch_sampler=sampler, batchify_fn=batchify,
                                  num_workers=num_workers, prefetch=prefetch)
+
+
+test_offsets.__test__ = False   # GluonCV's name for it; keep pytest from collecting it as a test

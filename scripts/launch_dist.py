@@ -7,8 +7,8 @@ whose DMLC_ROLE is ``server`` or ``scheduler`` serves inside ``import mxnet``
 and exits there when the workers finish, so the training script needs no
 special case for those roles.
 
-    python scripts/launch_dist.py -n 2 -s 1 python scripts/train_recognizer.py --kvstore dist_sync ...
-    python scripts/launch_dist.py -n 4 -s 2 -H hosts --launcher ssh python scripts/train_recognizer.py ...
+    python scripts/launch_dist.py -n 2 -s 1 python train_recognizer.py --kvstore dist_sync ...
+    python scripts/launch_dist.py -n 4 -s 2 -H hosts --launcher ssh python train_recognizer.py ...
 
 Each process's output is relayed line by line, prefixed with ``[worker 0]``,
 ``[server 1]`` or ``[scheduler]``.  Worker numbers are launch order (also
@@ -246,15 +246,24 @@ class Relay:
         for line in iter(src.readline, b''):
             if not line.endswith(b'\n'):
                 line += b'\n'
-            with self.lock:
-                if out is not None:
-                    dst.flush()
-                    out.write(prefix + line)
-                    out.flush()
-                else:
-                    dst.write((prefix + line).decode(errors='replace'))
-                    dst.flush()
+            try:
+                self._write(dst, out, prefix + line)
+            except (OSError, ValueError):
+                # Our own output is gone (closed pipe): keep draining so the child never blocks.
+                dst = out = None
         src.close()
+
+    def _write(self, dst, out, data):
+        if dst is None:
+            return
+        with self.lock:
+            if out is not None:
+                dst.flush()
+                out.write(data)
+                out.flush()
+            else:
+                dst.write(data.decode(errors='replace'))
+                dst.flush()
 
     def join(self, timeout):
         # A grandchild that escaped its process group could hold a pipe open forever.

@@ -259,11 +259,12 @@ def decode_all(videos, args):
             frames[video] = n
         else:
             todo.append((video, args.src_dir, args.out_dir, args.new_width, args.new_height))
-    print('%d videos under %s: %d already done, %d to decode with %d worker(s)'
-          % (len(videos), args.src_dir, len(frames), len(todo), min(args.num_worker, max(len(todo), 1))),
-          flush=True)
     if not todo:
+        print('%d videos under %s: %d already done, 0 to decode' % (len(videos), args.src_dir, len(frames)))
         return frames, errors, 0
+    workers = 1 if len(todo) == 1 else min(args.num_worker, len(todo))
+    print('%d videos under %s: %d already done, %d to decode with %d worker(s)'
+          % (len(videos), args.src_dir, len(frames), len(todo), workers), flush=True)
     progress = Progress(len(todo))
     results = _run_jobs(todo, args.num_worker, progress)
     progress.close()

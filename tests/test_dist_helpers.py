@@ -4,7 +4,8 @@ import collections
 import numpy as np
 import pytest
 
-from recognizer.dist import param_checksum, sharded_indices
+from recognizer.dist import param_checksum, require_launcher_env, sharded_indices
+from recognizer.errors import UserError
 
 
 def all_shards(num_items, epoch, seed, num_workers):
@@ -72,3 +73,26 @@ def test_checksum_accepts_gluon_parameters_and_ndarrays():
     assert param_checksum(params) == param_checksum(as_nd) == param_checksum(as_np)
     net.weight.set_data(net.weight.data() + 1)
     assert param_checksum(params) != param_checksum(as_np)
+
+
+def test_checksum_can_skip_parameters_without_gradient():
+    mx = pytest.importorskip('mxnet')
+    net = mx.gluon.nn.BatchNorm(in_channels=2)
+    net.initialize(ctx=mx.cpu())
+    params = net.collect_params()
+    before_all, before_trainable = param_checksum(params), param_checksum(params, trainable_only=True)
+    # What a training forward pass does to the running statistics on one worker only.
+    net.running_mean.set_data(mx.nd.full((2,), 0.5))
+    assert param_checksum(params) != before_all
+    assert param_checksum(params, trainable_only=True) == before_trainable
+    trainable = {n: p.data() for n, p in params.items() if p.grad_req != 'null'}
+    assert param_checksum(trainable) == before_trainable
+
+
+def test_dist_kvstore_outside_launcher_is_a_user_error():
+    env = {'DMLC_ROLE': 'worker', 'DMLC_PS_ROOT_URI': '127.0.0.1', 'DMLC_PS_ROOT_PORT': '9091',
+           'DMLC_NUM_SERVER': '1', 'DMLC_NUM_WORKER': '2'}
+    require_launcher_env('dist_sync', env)
+    require_launcher_env('device', {})
+    with pytest.raises(UserError, match='DMLC_NUM_WORKER.*launch_dist.py'):
+        require_launcher_env('dist_sync', dict(env, DMLC_NUM_WORKER=''))

@@ -173,7 +173,7 @@ def test_cli_writes_dataset_and_prints_training_command(tmp_path):
     assert ('python train_recognizer.py --model vgg16_ucf101 --num-segments 3 --num-classes 3 '
             '--data-dir %s/rawframes --train-list %s/ucfTrainTestlist/ucf101_train_split_1_rawframes.txt'
             % (out, out)) in res.stdout
-    assert '--no-pretrained-base' in res.stdout
+    assert '--no-pretrained-base --lr 0.001' in res.stdout
     assert not os.path.exists(os.path.join(out, 'UCF-101'))
     assert len(read_rows(os.path.join(out, 'ucfTrainTestlist', 'ucf101_train_split_1_rawframes.txt'))) == 6
 
