@@ -129,13 +129,17 @@ def add_run_args(p):
     p.add_argument('--train-only', action='store_true', help='skip validation; save only the last epoch.')
 
 
-def parse_args(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description='Train a model for video action recognition.')
     add_data_args(parser)
     add_model_args(parser)
     add_optim_args(parser)
     add_run_args(parser)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def check_args(opt):
