@@ -348,9 +348,8 @@ class Progress(object):
                 % (epoch, i, num_iter, speed, acc * 100, loss, lr))
         if self.bar is not None:
             self.bar.set_postfix(loss='%.4f' % loss, acc='%.3f' % acc, lr='%.2g' % lr)
-            logger.debug(line)
-        else:
-            logger.info(line)
+        # With a bar on the console the line still goes to the log file, not across the bar.
+        logger.info(line, extra={'console': self.bar is None})
 
     def advance(self):
         if self.bar is not None:
@@ -574,22 +573,29 @@ def allreduce(kv, array):
 allreduce.keys = set()
 
 
-def broadcast_initial_weights(net, trainer, opt):
-    """Give every worker rank 0's weights before the first step, and wait until they have arrived.
+def broadcast_initial_weights(net, trainer, kv, opt):
+    """Give every worker rank 0's weights before anything else touches the kvstore.
 
-    gluon's Trainer does this lazily inside the first step(), where its pull of a weight and
-    its pushpull of that weight's gradient go to the server unordered: a slow worker can pull
-    the summed gradient instead of the weight and then trains a different model.  A forward
-    pass finishes deferred initialisation first, so that all weights take part.
+    gluon's Trainer does this lazily (first step() or load_states()) with one init+pull per
+    weight, and in mxnet 1.9.1 nothing orders a worker's pull after rank 0's init, nor before
+    the gradient pushes that overwrite the server's value: a worker could crash the server
+    ("init N first") or start from a summed gradient and train a different model.  Here:
+    init everything, barrier, pull, wait, barrier.  The forward pass ends deferred init.
     """
     clips = nd.zeros((1, opt.num_segments * opt.new_length, opt.input_size, opt.input_size, 3),
                      dtype='uint8', ctx=opt.ctx[0])
     net(to_network_input(clips, opt))
     if not trainer._kv_initialized:
         trainer._init_kvstore()
-    if trainer._params_to_init:
-        trainer._init_params()
+    params = [(trainer._param2idx[p.name], p) for p in trainer._params_to_init]
+    for key, param in params:
+        kv.init(key, param.data(opt.ctx[0]))
+    kv._barrier()
+    for key, param in params:
+        kv.pull(key, out=param.list_data())
     mx.nd.waitall()
+    kv._barrier()
+    trainer._params_to_init = []
 
 
 def average_running_stats(kv, net):
@@ -662,9 +668,13 @@ def setup_logging(opt, to_file):
     if not logger.handlers:
         console = logging.StreamHandler()
         console.setFormatter(fmt)
+        console.addFilter(lambda record: getattr(record, 'console', True))
         logger.addHandler(console)
         logger.setLevel(logging.INFO)
     if to_file and opt.rank == 0:
+        for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            logger.removeHandler(old)   # main() called again in one process (tests, --eval)
+            old.close()
         handler = logging.FileHandler(os.path.join(opt.save_dir, opt.logging_file))
         handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
         logger.addHandler(handler)
@@ -699,6 +709,8 @@ def main(argv=None):
     if opt.mode == 'hybrid':
         net.hybridize(static_alloc=True, static_shape=True)
     trainer = build_trainer(opt, net, kv)
+    if is_dist(kv):
+        broadcast_initial_weights(net, trainer, kv, opt)
     if opt.resume_states:
         trainer.load_states(opt.resume_states)
     if opt.use_amp:
@@ -717,8 +729,6 @@ def main(argv=None):
         agree_on_resume_point(kv, opt.save_dir, points)
     if points:
         run.restore(points[-1])
-    if is_dist(kv):
-        broadcast_initial_weights(net, trainer, opt)
     return run.train()
 
 
