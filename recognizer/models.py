@@ -30,7 +30,7 @@ def weight_file_name(name, tag=None):
 
 
 @contextlib.contextmanager
-def offline_model_store(model_name, what):
+def offline_model_store(model_name, what, way_out='pass --no-pretrained-base to train from scratch'):
     """Turn a failed weight download into a UserError naming the file to provide."""
     from gluoncv.model_zoo import model_store
     original = model_store.get_model_file
@@ -42,9 +42,8 @@ def offline_model_store(model_name, what):
         except Exception as err:  # requests/OS errors of every kind when offline
             raise UserError(
                 '--model %s needs %s (%s) in %s: it is not there and the download failed (%s). '
-                'Copy the file there (or point MXNET_HOME at a folder whose models/ has it), or pass '
-                '--no-pretrained-base to train from scratch.'
-                % (model_name, weight_file_name(name, tag), what, root, type(err).__name__)
+                'Copy the file there (or point MXNET_HOME at a folder whose models/ has it), or %s.'
+                % (model_name, weight_file_name(name, tag), what, root, type(err).__name__, way_out)
             ) from None
 
     model_store.get_model_file = cached_or_download
@@ -79,6 +78,18 @@ def _vgg_with_batch_norm(opt, pretrained_base):
                           dropout_ratio=0.9, init_std=0.001, batch_norm=True)
 
 
+def use_kinetics_pretrain(opt):
+    """--use-kinetics-pretrain applies: I3D UCF101 models start from Kinetics400-trained weights."""
+    return (getattr(opt, 'use_kinetics_pretrain', False) and not opt.no_pretrained_base
+            and not opt.use_pretrained)
+
+
+def _accepts(model_name, kwarg):
+    import inspect
+    from gluoncv.model_zoo.model_zoo import _models
+    return kwarg in inspect.signature(_models[model_name.lower()]).parameters
+
+
 def _create(opt, pretrained_base):
     from gluoncv.model_zoo import get_model
     pretrained = opt.hashtag if (opt.use_pretrained and opt.hashtag) else opt.use_pretrained
@@ -91,11 +102,33 @@ def _create(opt, pretrained_base):
                   num_segments=opt.num_segments, num_crop=getattr(opt, 'num_crop', 1))
     if opt.use_tsn:
         kwargs['use_tsn'] = True
-    if opt.partial_bn:
-        kwargs['partial_bn'] = True
+    if opt.partial_bn or _accepts(opt.model, 'partial_bn'):
+        # As GluonCV's CLI: the flag's value, never the factory's own default (True for inceptionv3_ucf101).
+        kwargs['partial_bn'] = opt.partial_bn
     if opt.freeze_bn:
         kwargs['bn_frozen'] = True
+    if _accepts(opt.model, 'use_kinetics_pretrain'):
+        # gluoncv defaults this to True (download Kinetics400 weights even with pretrained_base=False);
+        # here it is the explicit --use-kinetics-pretrain choice.
+        kwargs['use_kinetics_pretrain'] = use_kinetics_pretrain(opt)
     return get_model(opt.model, **kwargs)
+
+
+def avoid_onednn_conv3d_batchnorm_crash(net, ctx):
+    """Turn oneDNN off for 3-D CNNs (I3D) on CPU contexts.
+
+    MXNet 1.9's oneDNN CPU build fails the backward pass of a Conv3D followed by BatchNorm
+    ("Check failed: !is_view"), i.e. every I3D training step. MXNet reads MXNET_MKLDNN_ENABLED
+    lazily, when the process runs its first oneDNN-capable BatchNorm, so this works as long as the
+    network is built before anything has run (as in train_recognizer.py); an explicit user setting is kept.
+    """
+    if not any(c.device_type == 'cpu' for c in ctx):
+        return
+    found = []
+    net.apply(lambda block: found.append(block) if isinstance(block, gluon.nn.Conv3D) else None)
+    if found:
+        os.environ.setdefault('MXNET_MKLDNN_ENABLED', '0')
+        os.environ.setdefault('MXNET_STORAGE_FALLBACK_LOG_VERBOSE', '0')
 
 
 def build_network(opt, ctx):
@@ -106,13 +139,24 @@ def build_network(opt, ctx):
                         'inceptionv3_ucf101 or i3d_resnet50_v1_ucf101' % opt.model)
     pretrained_base = not opt.no_pretrained_base and not opt.use_pretrained
     what = 'pretrained weights' if opt.use_pretrained else 'ImageNet-pretrained base weights'
-    with offline_model_store(opt.model, what), tolerate_uninitialized_reset_ctx():
+    way_out = {}
+    if use_kinetics_pretrain(opt):
+        if not _accepts(opt.model, 'use_kinetics_pretrain'):
+            raise UserError('--use-kinetics-pretrain: --model %s has no Kinetics400-pretrained start; it exists '
+                            'for i3d_*_ucf101 models. Drop the flag' % opt.model)
+        # The Kinetics400 weights replace every layer but the classifier: ImageNet weights are not needed.
+        pretrained_base = False
+        what = 'the Kinetics400-trained I3D weights of --use-kinetics-pretrain'
+        way_out['way_out'] = ('drop --use-kinetics-pretrain to start from ImageNet weights, or pass '
+                              '--no-pretrained-base to train from scratch')
+    with offline_model_store(opt.model, what, **way_out), tolerate_uninitialized_reset_ctx():
         net = _create(opt, pretrained_base)
     with warnings.catch_warnings():
         # Parameters that came initialised (pretrained or the classifier) are left as they are.
         warnings.simplefilter('ignore')
         net.initialize(mx.init.Xavier(), ctx=ctx)
     net.collect_params().reset_ctx(ctx)
+    avoid_onednn_conv3d_batchnorm_crash(net, ctx)
     if opt.dtype != 'float32':
         net.cast(opt.dtype)
     return net
