@@ -278,6 +278,11 @@ def create_kvstore(opt):
         return None
     if opt.kvstore not in ('local', 'device', 'dist_sync', 'dist_sync_device', 'dist_async', 'dist_device_sync'):
         raise UserError('--kvstore %s: choose local, device, dist_sync, dist_sync_device or dist_async' % opt.kvstore)
+    if opt.kvstore == 'dist_async':
+        # gluon refuses async with update_on_kvstore=False, and with True the per-iteration LR
+        # schedule and the .states checkpoints would not reach the server.
+        raise UserError('--kvstore dist_async is not built in this trainer yet (the servers would have to run '
+                        'the optimizer, its LR schedule and its checkpoints); use --kvstore dist_sync')
     require_launcher_env(opt.kvstore)
     return mx.kv.create(opt.kvstore)
 
@@ -447,8 +452,6 @@ class Run(object):
     def validate(self):
         """(top-1, top-5, mean loss) over the validation list, summed over all workers."""
         opt, ctx = self.opt, self.ctx
-        if is_dist(self.kv):
-            average_running_stats(self.kv, self.net)   # every worker evaluates the same model
         totals = nd.zeros(4, ctx=ctx[0])    # top-1 hits, top-5 hits, loss sum, clips
         for batch in self.val_loader:
             data_parts, label_parts, _ = load_batch(batch, ctx)
@@ -468,6 +471,9 @@ class Run(object):
     # ----------------------------------------------------------- bookkeeping
     def finish_epoch(self):
         opt, acc, epoch = self.opt, self.acc, self.epoch
+        if is_dist(self.kv):
+            # Before validation and checkpoints: every worker then holds (and rank 0 saves) one model.
+            average_running_stats(self.kv, self.net)
         row = {'epoch': epoch, 'lr': self.schedule((epoch + 1) * self.iters_per_epoch - 1),
                'train_loss': acc['loss'] / acc['count'], 'train_acc': acc['correct'] / acc['count'],
                'samples_per_sec': acc['count'] * opt.num_workers_dist / max(acc['seconds'], 1e-9),
@@ -531,8 +537,6 @@ class Run(object):
                 return self.stopped()
         mx.nd.waitall()
         if is_dist(self.kv):
-            if opt.train_only:   # otherwise validation has just averaged them
-                average_running_stats(self.kv, self.net)
             checksum = param_checksum(self.net.collect_params())
             print('[rank %d] param checksum: %s' % (opt.rank, checksum), flush=True)
         self.summary()
@@ -565,7 +569,7 @@ def allreduce(kv, array):
         kv.init(key, nd.zeros_like(array, ctx=mx.cpu()))
         allreduce.keys.add(key)
     out = nd.zeros_like(array, ctx=mx.cpu())
-    kv.push(key, array.as_in_context(mx.cpu()))
+    kv.push(key, array.copyto(mx.cpu()))   # a copy: the dist kvstore keeps what is pushed as its buffer
     kv.pull(key, out=out)
     return out
 
@@ -577,10 +581,10 @@ def broadcast_initial_weights(net, trainer, kv, opt):
     """Give every worker rank 0's weights before anything else touches the kvstore.
 
     gluon's Trainer does this lazily (first step() or load_states()) with one init+pull per
-    weight, and in mxnet 1.9.1 nothing orders a worker's pull after rank 0's init, nor before
-    the gradient pushes that overwrite the server's value: a worker could crash the server
-    ("init N first") or start from a summed gradient and train a different model.  Here:
-    init everything, barrier, pull, wait, barrier.  The forward pass ends deferred init.
+    weight on the weight's own array, which mxnet 1.9.1's dist kvstore then keeps as its
+    transfer buffer: on loopback we saw the server abort ("init N first") and workers end
+    with different weights.  Here: init from copies, barrier, pull, wait, barrier.
+    The forward pass ends deferred initialisation, so that every weight takes part.
     """
     clips = nd.zeros((1, opt.num_segments * opt.new_length, opt.input_size, opt.input_size, 3),
                      dtype='uint8', ctx=opt.ctx[0])
@@ -589,7 +593,8 @@ def broadcast_initial_weights(net, trainer, kv, opt):
         trainer._init_kvstore()
     params = [(trainer._param2idx[p.name], p) for p in trainer._params_to_init]
     for key, param in params:
-        kv.init(key, param.data(opt.ctx[0]))
+        kv.init(key, param.data(opt.ctx[0]).copy())
+    mx.nd.waitall()
     kv._barrier()
     for key, param in params:
         kv.pull(key, out=param.list_data())
