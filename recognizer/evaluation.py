@@ -420,3 +420,45 @@ def contexts(num_gpus):
                             % (num_gpus, mx.context.num_gpus()))
         return [mx.gpu(i) for i in range(num_gpus)]
     return [mx.cpu()]
+
+
+# ---------------------------------------------------------------- flags shared by test_recognizer.py and inference.py
+
+def add_view_args(p):
+    """How each clip is cut into views: segments x crops, frame size, clip length."""
+    p.add_argument('--num-segments', type=int, default=25,
+                   help='segment centres sampled per clip (the TSN test protocol uses 25).')
+    p.add_argument('--new-height', type=int, default=0, help='resize frames to this height first (0: keep).')
+    p.add_argument('--new-width', type=int, default=0, help='resize frames to this width first (0: keep).')
+    p.add_argument('--new-length', type=int, default=1, help='consecutive frames per segment.')
+    p.add_argument('--new-step', type=int, default=1, help='step between those frames.')
+    p.add_argument('--input-size', type=int, default=224, help='crop side fed to the network.')
+    p.add_argument('--ten-crop', action='store_true', help='10 crops: centre + 4 corners, and their mirrors.')
+    p.add_argument('--three-crop', action='store_true', help='3 crops along the long side of the frame.')
+    p.add_argument('--num-crop', type=int, default=1, choices=CROPS,
+                   help='crops per segment; --ten-crop/--three-crop set it to 10/3.')
+    p.add_argument('--input-5d', action='store_true', help='5-D input (N, C, T, H, W) for 3-D CNNs.')
+    p.add_argument('--class-index', type=str, default=None,
+                   help='classInd.txt ("<1-based index> <name>") for class names; default: the model zoo\'s '
+                        'UCF101 names when there are 101 classes, else the class numbers.')
+
+
+def add_checkpoint_args(p, model_required):
+    """Which network and weights, and how to run it."""
+    p.add_argument('--model', type=str, required=model_required, default=None if model_required else 'vgg16_ucf101',
+                   help='model-zoo name the checkpoint was trained as, e.g. vgg16_ucf101.')
+    p.add_argument('--num-classes', type=int, default=101, help='number of classes of the checkpoint.')
+    p.add_argument('--resume-params', type=str, default='', help='.params file saved by train_recognizer.py.')
+    p.add_argument('--use-pretrained', action='store_true',
+                   help='without --resume-params: the model zoo\'s weights (from the MXNet model cache).')
+    p.add_argument('--hashtag', type=str, default='', help='hashtag of the pretrained weights.')
+    p.add_argument('--batch-norm', action='store_true',
+                   help='the checkpoint is a VGG16-BN (trained with --batch-norm).')
+    p.add_argument('--use-tsn', action='store_true', help='accepted for compatibility (no effect on the weights).')
+    p.add_argument('--mode', type=str, default=None, help='hybrid: hybridize the network.')
+    p.add_argument('--dtype', type=str, default='float32', help='inference data type (float16 needs a GPU).')
+    p.add_argument('--score-average', type=str, default='softmax', choices=['softmax', 'logits'],
+                   help='average per-view softmax scores (TSN protocol) or logits (ranks as GluonCV\'s script).')
+    p.add_argument('--num-gpus', type=int, default=0, help='GPUs to use; 0 runs on the CPU.')
+    p.add_argument('--views-per-pass', type=int, default=50,
+                   help='most views (images) per forward pass per device; bounds memory.')

@@ -31,34 +31,10 @@ EXIT_SOME_FAILED = 1
 def build_parser():
     p = argparse.ArgumentParser(description='Classify videos or frame folders with a trained recognizer.')
     p.add_argument('inputs', nargs='+', help='video files (read with decord) or folders of img_00001.jpg... frames.')
-    p.add_argument('--model', type=str, default='vgg16_ucf101', help='model-zoo name the checkpoint was trained as.')
-    p.add_argument('--num-classes', type=int, default=101, help='number of classes of the checkpoint.')
-    p.add_argument('--resume-params', type=str, default='', help='.params file saved by train_recognizer.py.')
-    p.add_argument('--use-pretrained', action='store_true', help='without --resume-params: the model zoo\'s weights.')
-    p.add_argument('--hashtag', type=str, default='', help='hashtag of the pretrained weights.')
-    p.add_argument('--batch-norm', action='store_true',
-                   help='the checkpoint is a VGG16-BN (trained with --batch-norm).')
-    p.add_argument('--use-tsn', action='store_true', help='accepted for compatibility (no effect on the weights).')
-    p.add_argument('--class-index', type=str, default=None,
-                   help='classInd.txt for class names; default: UCF101\'s names for 101 classes, else numbers.')
-    p.add_argument('--num-segments', type=int, default=25, help='segment centres sampled per input.')
-    p.add_argument('--ten-crop', action='store_true', help='10 crops per segment.')
-    p.add_argument('--three-crop', action='store_true', help='3 crops per segment.')
-    p.add_argument('--num-crop', type=int, default=1, choices=evaluation.CROPS, help='crops per segment.')
-    p.add_argument('--input-size', type=int, default=224, help='crop side fed to the network.')
-    p.add_argument('--new-height', type=int, default=0, help='resize frames to this height first (0: keep).')
-    p.add_argument('--new-width', type=int, default=0, help='resize frames to this width first (0: keep).')
-    p.add_argument('--new-length', type=int, default=1, help='consecutive frames per segment.')
-    p.add_argument('--new-step', type=int, default=1, help='step between those frames.')
-    p.add_argument('--input-5d', action='store_true', help='5-D input (N, C, T, H, W) for 3-D CNNs.')
-    p.add_argument('--score-average', type=str, default='softmax', choices=['softmax', 'logits'],
-                   help='average per-view softmax scores or logits.')
+    evaluation.add_view_args(p)
+    evaluation.add_checkpoint_args(p, model_required=False)
     p.add_argument('--topk', type=int, default=5, help='classes to print per input.')
     p.add_argument('--json', action='store_true', help='print one JSON document instead of text.')
-    p.add_argument('--num-gpus', type=int, default=0, help='GPUs to use; 0 runs on the CPU.')
-    p.add_argument('--views-per-pass', type=int, default=50, help='most views per forward pass per device.')
-    p.add_argument('--mode', type=str, default=None, help='hybrid: hybridize the network.')
-    p.add_argument('--dtype', type=str, default='float32', help='inference data type (float16 needs a GPU).')
     return p
 
 

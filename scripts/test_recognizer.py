@@ -38,52 +38,18 @@ def add_data_args(p):
     p.add_argument('--val-list', type=str,
                    default='~/.mxnet/datasets/ucf101/ucfTrainTestlist/ucf101_val_split_1_rawframes.txt',
                    help='clips to evaluate: "<clip> <num_frames> <0-based label>" per line.')
-    p.add_argument('--class-index', type=str, default=None,
-                   help='classInd.txt ("<1-based index> <name>") for class names; default: the model zoo\'s '
-                        'UCF101 names when there are 101 classes, else the class numbers.')
     p.add_argument('-j', '--num-data-workers', dest='num_workers', default=2, type=int,
                    help='clip-loading worker processes (0: load in the main process).')
     p.add_argument('--prefetch-ratio', type=float, default=2.0, help='clips prefetched per worker.')
-    p.add_argument('--num-segments', type=int, default=25,
-                   help='segment centres sampled per clip (the TSN test protocol uses 25).')
-    p.add_argument('--new-height', type=int, default=0, help='resize frames to this height first (0: keep).')
-    p.add_argument('--new-width', type=int, default=0, help='resize frames to this width first (0: keep).')
-    p.add_argument('--new-length', type=int, default=1, help='consecutive frames per segment.')
-    p.add_argument('--new-step', type=int, default=1, help='step between those frames.')
-    p.add_argument('--input-size', type=int, default=224, help='crop side fed to the network.')
-    p.add_argument('--ten-crop', action='store_true', help='10 crops: centre + 4 corners, and their mirrors.')
-    p.add_argument('--three-crop', action='store_true', help='3 crops along the long side of the frame.')
-    p.add_argument('--num-crop', type=int, default=1, choices=evaluation.CROPS,
-                   help='crops per segment; --ten-crop/--three-crop set it to 10/3.')
     p.add_argument('--video-loader', action='store_true', help='the list names videos (read with decord).')
     p.add_argument('--use-decord', action='store_true', help='accepted: videos are always read with decord.')
-    p.add_argument('--input-5d', action='store_true', help='5-D input (N, C, T, H, W) for 3-D CNNs.')
     p.add_argument('--skip-bad-samples', action='store_true',
                    help='leave out clips that cannot be decoded (listed in summary.json) instead of stopping.')
 
 
-def add_model_args(p):
-    p.add_argument('--model', type=str, required=True, help='model-zoo name, e.g. vgg16_ucf101.')
-    p.add_argument('--num-classes', type=int, default=101, help='number of classes.')
-    p.add_argument('--resume-params', type=str, default='', help='.params file saved by train_recognizer.py.')
-    p.add_argument('--use-pretrained', action='store_true',
-                   help='without --resume-params: evaluate the model zoo\'s weights (from the MXNet model cache).')
-    p.add_argument('--hashtag', type=str, default='', help='hashtag of the pretrained weights.')
-    p.add_argument('--batch-norm', action='store_true',
-                   help='the checkpoint is a VGG16-BN (trained with --batch-norm).')
-    p.add_argument('--use-tsn', action='store_true', help='accepted for compatibility (no effect on the weights).')
-    p.add_argument('--mode', type=str, default=None, help='hybrid: hybridize the network.')
-    p.add_argument('--dtype', type=str, default='float32', help='inference data type (float16 needs a GPU).')
-    p.add_argument('--score-average', type=str, default='softmax', choices=['softmax', 'logits'],
-                   help='average per-view softmax scores (TSN protocol) or logits (ranks as GluonCV\'s script).')
-
-
 def add_run_args(p):
-    p.add_argument('--num-gpus', type=int, default=0, help='GPUs to use; 0 runs on the CPU.')
     p.add_argument('--batch-size', type=int, default=1,
                    help='accepted for compatibility: clips are evaluated one by one, see --views-per-pass.')
-    p.add_argument('--views-per-pass', type=int, default=50,
-                   help='most views (images) per forward pass per device; bounds memory.')
     p.add_argument('--save-dir', type=str, default='test_results', help='folder for the reports.')
     p.add_argument('--log-interval', type=int, default=50, help='clips between progress lines.')
 
@@ -91,7 +57,8 @@ def add_run_args(p):
 def build_parser():
     parser = argparse.ArgumentParser(description='Test a trained model for action recognition (TSN protocol).')
     add_data_args(parser)
-    add_model_args(parser)
+    evaluation.add_view_args(parser)
+    evaluation.add_checkpoint_args(parser, model_required=True)
     add_run_args(parser)
     return parser
 
