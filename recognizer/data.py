@@ -349,10 +349,20 @@ class EpochBatchSampler(object):
         return -(-n // self.batch_size)
 
 
+def shared_memory_batchify(samples):
+    """batchify, with the clips in an NDArray in shared memory: worker processes then hand the
+    main process a file descriptor instead of pickling megabytes through a pipe, which capped
+    the loader at about 200 clips/s at 224 px whatever the number of workers."""
+    import mxnet as mx
+    clips, labels, bad = batchify(samples)
+    return mx.nd.array(clips, ctx=mx.Context('cpu_shared', 0), dtype=clips.dtype), labels, bad
+
+
 def make_loader(dataset, sampler, num_workers, prefetch_ratio=2.0):
     from mxnet import gluon
     prefetch = max(1, int(prefetch_ratio * num_workers)) if num_workers > 0 else None
-    return gluon.data.DataLoader(dataset, batch_sampler=sampler, batchify_fn=batchify,
+    return gluon.data.DataLoader(dataset, batch_sampler=sampler,
+                                 batchify_fn=shared_memory_batchify if num_workers > 0 else batchify,
                                  num_workers=num_workers, prefetch=prefetch)
 
 

@@ -51,14 +51,24 @@ def draw_train_crop(image_h, image_w, rng, scale_ratios, max_distort=1,
 
 
 def crop_resize_flip(frames, y, x, crop_h, crop_w, out_h, out_w, flip):
-    """Apply one crop/resize/flip to every frame; returns uint8 (N, out_h, out_w, 3)."""
+    """Apply one crop/resize/flip to every frame; returns uint8 (N, out_h, out_w, 3).
+
+    Writes straight into the output (no per-frame temporaries); pixels equal GluonCV's
+    crop -> cv2.resize (INTER_LINEAR, its default) -> np.flip.
+    """
     out = np.empty((len(frames), out_h, out_w, 3), dtype=np.uint8)
+    resize = crop_h != out_h or crop_w != out_w
+    scratch = np.empty((out_h, out_w, 3), dtype=np.uint8) if resize and flip else None
     for k, frame in enumerate(frames):
         patch = frame[y:y + crop_h, x:x + crop_w]
-        if patch.shape[0] != out_h or patch.shape[1] != out_w:
-            # INTER_LINEAR is cv2.resize's default, which GluonCV uses.
-            patch = cv2.resize(patch, (out_w, out_h))
-        out[k] = patch[:, ::-1] if flip else patch
+        if resize:
+            target = scratch if flip else out[k]
+            cv2.resize(patch, (out_w, out_h), dst=target)
+            patch = target
+        if flip:
+            cv2.flip(patch, 1, dst=out[k])
+        elif not resize:
+            out[k] = patch
     return out
 
 

@@ -55,8 +55,12 @@ def test_train_offsets_short_clip_cases_match_gluoncv_rules():
 def test_frame_numbers_match_gluoncv_loader(num_frames, offsets, length, step, tmp_path):
     ds = gluoncv_dataset(len(offsets), length, step)
     read = []
+
+    def fake_imread(path):   # records which frame GluonCV asked for
+        read.append(int(path.split('/')[-1]))
+        return np.zeros((2, 2, 3), np.uint8)
+
     ds.name_pattern = '%d'
-    ds.cv2 = type('FakeCV2', (), {'imread': staticmethod(lambda p: read.append(int(p.split('/')[-1])) or
-                                                        np.zeros((2, 2, 3), np.uint8))})
+    ds.cv2 = type('FakeCV2', (), {'imread': staticmethod(fake_imread)})
     ds._image_TSN_cv2_loader(str(tmp_path), num_frames, offsets, np.zeros(length, dtype=int))
     assert frame_numbers(offsets, num_frames, length, step) == read

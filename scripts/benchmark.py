@@ -1,0 +1,515 @@
+"""Benchmark the data pipeline and the training loop against GluonCV and the compute bound.
+
+Generates UCF101-shaped data (340x256 JPEG frames), then measures, each stage in a fresh
+child process so that memory figures are its own:
+
+(a) data pipeline: clips/s and frames/s per worker process of our loader (train transform,
+    through to normalised float32 network input on the device) and of gluoncv.data.UCF101 with
+    GluonCV's VideoGroupTrainTransform and a gluon DataLoader with the same settings;
+(b) training loop: samples/s of Run.train_epoch over the real loader against the compute bound
+    (train_step on a batch already in memory), alternated round by round so that other load on
+    the machine hits both alike;
+(c) peak memory of each: RSS of the main process and PSS summed over it and its loader workers.
+
+Every figure is the best of ``--rounds`` (the least disturbed run). The last two lines are
+``loader_speedup: X`` and ``loop_efficiency: Y``.
+
+    python scripts/benchmark.py                # full run, a few minutes on 2 cores
+    python scripts/benchmark.py --quick        # CI smoke run, under a minute
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from recognizer.errors import UserError, run_cli  # noqa: E402
+
+FRAME_W, FRAME_H = 340, 256
+SCALE_RATIOS = [1.0, 0.875, 0.75, 0.66]
+NUM_SEGMENTS = 3
+DISTINCT_FRAMES = 48
+LIST_LINES = 6000
+
+
+# =============================================================== arguments
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--input-size', type=int, default=224, help='crop side for the data-pipeline comparison (a).')
+    p.add_argument('--loop-input-size', type=int, default=112, help='network input side for the training loop (b).')
+    p.add_argument('--batch-size', type=int, default=4, help='clips per batch, for (a) and (b).')
+    p.add_argument('--workers', type=int, default=2, help='loader worker processes (0: load in the main process).')
+    p.add_argument('--loader-seconds', type=float, default=8.0, help='timed seconds per loader run.')
+    p.add_argument('--loop-iters', type=int, default=10, help='timed iterations per loop round.')
+    p.add_argument('--rounds', type=int, default=3, help='repetitions of every measurement; the best counts.')
+    p.add_argument('--mode', type=str, default='hybrid', help='network mode, as train_recognizer.py --mode.')
+    p.add_argument('--quick', action='store_true',
+                   help='short CI run (under a minute on 2 idle cores): 1 round, 1.5 s loader runs, 2 loop iterations.')
+    p.add_argument('--work-dir', type=str, default=None, help='where to write the data (default: a temp dir).')
+    p.add_argument('--keep', action='store_true', help='keep the generated data (a named --work-dir is always kept).')
+    p.add_argument('--cpu-step', action='store_true',
+                   help='instead: time one TSN train step at --input-size under each CPU setting (fp32 imperative, '
+                        'fp32 hybrid, bf16 AMP hybrid when the CPU has avx512_bf16) and print where the time goes.')
+    p.add_argument('--step-clips', type=int, default=2, help='clips per step for --cpu-step.')
+    p.add_argument('--step-iters', type=int, default=3, help='timed steps per setting for --cpu-step.')
+    p.add_argument('--stage', type=str, default=None, help=argparse.SUPPRESS)  # child-process entry
+    p.add_argument('--data-dir', type=str, default=None, help=argparse.SUPPRESS)
+    opt = p.parse_args(argv)
+    if opt.quick:
+        opt.rounds, opt.loader_seconds, opt.loop_iters = 1, 1.5, 2
+    for flag, value, low in (('--input-size', opt.input_size, 16), ('--loop-input-size', opt.loop_input_size, 32),
+                             ('--batch-size', opt.batch_size, 1), ('--workers', opt.workers, 0),
+                             ('--rounds', opt.rounds, 1), ('--loop-iters', opt.loop_iters, 1)):
+        if value < low:
+            raise UserError('%s must be at least %d, got %d' % (flag, low, value))
+    if max(opt.input_size, opt.loop_input_size) > FRAME_H:
+        raise UserError('input sizes must fit the %dx%d frames; lower --input-size/--loop-input-size'
+                        % (FRAME_W, FRAME_H))
+    return opt
+
+
+# =============================================================== data
+
+def textured_frame(rng):
+    """A 340x256 BGR frame with smooth colour regions, edges and sensor-like noise.
+
+    Compresses like real video frames (about 20 KB at quality 90); flat or pure-noise
+    images would make JPEG decoding unrealistically fast or slow.
+    """
+    import cv2
+    small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    img = cv2.resize(small, (FRAME_W, FRAME_H), interpolation=cv2.INTER_CUBIC)
+    for _ in range(6):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        centre = (int(rng.integers(FRAME_W)), int(rng.integers(FRAME_H)))
+        cv2.circle(img, centre, int(rng.integers(10, 60)), colour, -1)
+    noise = rng.normal(0, 5, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def write_dataset(root, num_clips, num_frames=30, seed=0):
+    """Clip folders of 340x256 JPEG frames and a GluonCV list file; returns the list path.
+
+    Frames are drawn from a pool of DISTINCT_FRAMES encoded images (writing is then fast);
+    every clip folder holds its own files, as in a real dataset.
+    """
+    import cv2
+    rng = np.random.default_rng(seed)
+    pool = []
+    for _ in range(DISTINCT_FRAMES):
+        ok, buf = cv2.imencode('.jpg', textured_frame(rng), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        pool.append(buf.tobytes())
+    lines = []
+    for c in range(num_clips):
+        folder = os.path.join(root, 'Class%02d' % (c % 10), 'v_clip_%04d' % c)
+        os.makedirs(folder, exist_ok=True)
+        for f in range(num_frames):
+            with open(os.path.join(folder, 'img_%05d.jpg' % (f + 1)), 'wb') as out:
+                out.write(pool[(c * 7 + f) % DISTINCT_FRAMES])
+        lines.append('Class%02d/v_clip_%04d %d %d\n' % (c % 10, c, num_frames, c % 10))
+    list_path = os.path.join(root, 'train_list.txt')
+    with open(list_path, 'w') as f:
+        # Listed many times over, so that no loader runs out of batches within its timed seconds.
+        f.writelines(lines * -(-LIST_LINES // len(lines)))
+    return list_path, float(np.mean([len(b) for b in pool]))
+
+
+# =============================================================== memory
+
+def _pss_kib(pid):
+    """Proportional set size (shared pages split between sharers), falling back to RSS."""
+    for name, key in (('smaps_rollup', 'Pss:'), ('status', 'VmRSS:')):
+        try:
+            with open('/proc/%d/%s' % (pid, name)) as f:
+                for line in f:
+                    if line.startswith(key):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    return 0
+
+
+def _children(pid):
+    found = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/stat' % entry) as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+class MemoryPeak(object):
+    """Samples PSS of this process plus its children (loader workers) every 0.2 s."""
+
+    def __init__(self):
+        self.peak_kib = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def sample(self):
+        me = os.getpid()
+        total = _pss_kib(me) + sum(_pss_kib(c) for c in _children(me))
+        self.peak_kib = max(self.peak_kib, total)
+        return total
+
+    def loop(self):
+        while self.running:
+            self.sample()
+            time.sleep(0.2)
+
+    def stop(self):
+        self.running = False
+        self.sample()
+        return self.peak_kib / 1024.0
+
+
+def loader_cpu_seconds(workers):
+    """CPU seconds used so far by the loader: its worker processes, or this process without workers."""
+    if workers == 0:
+        return time.process_time()
+    total = 0
+    for pid in _children(os.getpid()):
+        try:
+            with open('/proc/%d/stat' % pid) as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])    # utime + stime, in clock ticks
+    return total / float(os.sysconf('SC_CLK_TCK'))
+
+
+def main_rss_mib():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# =============================================================== (a) data pipeline
+
+def trainer_opt(opt, data_dir, list_path, size, extra=()):
+    """train_recognizer's options for the published vgg16 TSN recipe on the benchmark data."""
+    import train_recognizer as tr
+    argv = ['--model', 'vgg16_ucf101', '--num-segments', str(NUM_SEGMENTS), '--use-tsn', '--num-classes', '10',
+            '--new-height', str(FRAME_H), '--new-width', str(FRAME_W), '--input-size', str(size),
+            '--batch-size', str(opt.batch_size), '-j', str(opt.workers), '--data-dir', data_dir,
+            '--train-list', list_path, '--val-list', list_path, '--no-pretrained-base', '--train-only',
+            '--lr', '0.001', '--log-interval', '10', '--mode', opt.mode] + list(extra)
+    t = tr.check_args(tr.parse_args(argv))
+    t.ctx, t.rank, t.num_workers_dist = tr.contexts(t), 0, 1
+    return t
+
+
+def our_loader(opt, data_dir, list_path):
+    """The trainer's train loader; a batch is done when its uint8 clips are NDArrays on the device
+    (normalising there is part of the network step, and so of the compute bound in (b))."""
+    import train_recognizer as tr
+    t = trainer_opt(opt, data_dir, list_path, opt.input_size)
+    clips = tr.data.read_clip_list(list_path, data_dir, t.num_classes)
+    train_set, val_set = tr.make_datasets(t, clips, clips[:1])
+    _, loader, _ = tr.make_loaders(t, train_set, val_set, opt.batch_size, None)
+
+    def finish(batch):
+        parts, labels, _ = tr.load_batch(batch, t.ctx)
+        parts[0].wait_to_read()
+        return parts[0].shape
+    return loader, finish
+
+
+def gluoncv_loader(opt, data_dir, list_path):
+    """GluonCV's train_recognizer.py data path: UCF101 + VideoGroupTrainTransform + DataLoader."""
+    from gluoncv.data import UCF101
+    from gluoncv.data.transforms.video import VideoGroupTrainTransform
+    import mxnet as mx
+    from mxnet import gluon
+    size = opt.input_size
+    transform = VideoGroupTrainTransform(size=(size, size), scale_ratios=SCALE_RATIOS,
+                                         mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    dataset = UCF101(root=data_dir, setting=list_path, train=True, num_segments=NUM_SEGMENTS,
+                     new_width=FRAME_W, new_height=FRAME_H, target_width=size, target_height=size,
+                     transform=transform)
+    prefetch = 2 * opt.workers if opt.workers else None
+    loader = gluon.data.DataLoader(dataset, batch_size=opt.batch_size, shuffle=True, num_workers=opt.workers,
+                                   prefetch=prefetch, last_batch='discard')
+
+    def finish(batch):
+        # GluonCV's train_recognizer.py: split_and_load(batch[0], ctx_list=context, batch_axis=0)
+        parts = gluon.utils.split_and_load(batch[0], ctx_list=[mx.cpu()], batch_axis=0)
+        parts[0].wait_to_read()
+        return parts[0].shape
+    return loader, finish
+
+
+def loader_stage(opt, which):
+    """Batches/s of one loader in steady state (workers started, prefetch queue drained)."""
+    list_path = os.path.join(opt.data_dir, 'train_list.txt')
+    memory = MemoryPeak()
+    loader, finish = (our_loader if which == 'ours' else gluoncv_loader)(opt, opt.data_dir, list_path)
+    batches = iter(loader)
+    shape, tic = finish(next(batches)), time.time()
+    # Warm-up: drain the batches prefetched while the workers started, or short runs over-report.
+    while time.time() - tic < min(2.0, opt.loader_seconds / 2):
+        finish(next(batches))
+    count, tic, cpu = 0, time.time(), loader_cpu_seconds(opt.workers)
+    for batch in batches:
+        finish(batch)
+        count += 1
+        if time.time() - tic >= opt.loader_seconds:
+            break
+    seconds = time.time() - tic
+    cpu = loader_cpu_seconds(opt.workers) - cpu
+    clips_per_s = count * opt.batch_size / seconds
+    workers = max(opt.workers, 1)
+    return {'clips_per_s': clips_per_s, 'frames_per_s': clips_per_s * NUM_SEGMENTS,
+            'clips_per_s_worker': clips_per_s / workers, 'frames_per_s_worker': clips_per_s * NUM_SEGMENTS / workers,
+            'frames_per_worker_cpu_s': count * opt.batch_size * NUM_SEGMENTS / max(cpu, 1e-3),
+            'batches': count, 'output_shape': list(shape), 'peak_pss_mib': memory.stop(),
+            'main_rss_mib': main_rss_mib()}
+
+
+# =============================================================== (b) training loop
+
+def build_loop(opt, data_dir, list_path):
+    """The trainer's own objects for the benchmark data: options, datasets, network, Trainer."""
+    import train_recognizer as tr
+    t = trainer_opt(opt, data_dir, list_path, opt.loop_input_size)
+    clips = tr.data.read_clip_list(list_path, data_dir, t.num_classes)[:opt.batch_size * opt.loop_iters]
+    train_set, val_set = tr.make_datasets(t, clips, clips[:1])
+    net = tr.build_network(t, t.ctx)
+    if t.mode == 'hybrid':
+        net.hybridize(static_alloc=True, static_shape=True)
+    return t, train_set, val_set, net, tr.build_trainer(t, net, None)
+
+
+def compute_bound(t, net, trainer, batch, iters):
+    """Samples/s of forward, backward and update on one batch that is already on the device."""
+    import train_recognizer as tr
+    from mxnet import gluon, nd
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    data_parts, label_parts, _ = tr.load_batch(batch, t.ctx)
+    loss_sum = nd.zeros((1,), ctx=t.ctx[0])
+    nd.waitall()
+    tic = time.time()
+    for _ in range(iters):
+        stats = tr.train_step(net, trainer, loss_fn, data_parts, label_parts, t)
+        loss_sum = loss_sum + sum(s[0] for s in stats)
+    loss_sum.asscalar()
+    return iters * t.batch_size / (time.time() - tic)
+
+
+def end_to_end(run, epoch):
+    """Samples/s of one whole Run.train_epoch: loader start-up, every batch, the final sync."""
+    run.epoch, run.start_iter, run.acc = epoch, 0, run.fresh_accumulators()
+    tic = time.time()
+    run.train_epoch()
+    return run.acc['count'] / (time.time() - tic)
+
+
+def loop_stage(opt):
+    """Compute bound and end-to-end speed, alternated; bound memory is measured before the loader exists."""
+    import logging
+    import train_recognizer as tr
+    logging.getLogger('train_recognizer').setLevel(logging.WARNING)
+    list_path = os.path.join(opt.data_dir, 'train_list.txt')
+    memory = MemoryPeak()
+    t, train_set, val_set, net, trainer = build_loop(opt, opt.data_dir, list_path)
+    batch = tr.data.batchify([train_set[(i, 0)] for i in range(opt.batch_size)])
+    compute_bound(t, net, trainer, batch, 2)    # warm-up: shapes, memory, oneDNN primitives
+    bounds = [compute_bound(t, net, trainer, batch, opt.loop_iters)]
+    bound_pss = memory.stop()
+    memory = MemoryPeak()
+    sampler, loader, val_loader = tr.make_loaders(t, train_set, val_set, opt.batch_size, None)
+    run = tr.Run(t, net, trainer, None, sampler, loader, val_loader, tr.StopRequest())
+    end_to_end(run, 0)                          # warm-up epoch
+    speeds = []
+    for r in range(opt.rounds):
+        speeds.append(end_to_end(run, r + 1))
+        if r + 1 < opt.rounds:
+            bounds.append(compute_bound(t, net, trainer, batch, opt.loop_iters))
+    return {'bound': bounds, 'end_to_end': speeds, 'bound_pss_mib': bound_pss,
+            'e2e_pss_mib': memory.stop(), 'main_rss_mib': main_rss_mib(), 'input_size': t.input_size,
+            'iters': len(sampler)}
+
+
+# =============================================================== CPU step settings
+
+def cpu_has_bf16():
+    try:
+        with open('/proc/cpuinfo') as f:
+            return 'avx512_bf16' in f.read()
+    except OSError:
+        return False
+
+
+def top_operators(profile_text, count=8):
+    """The ``count`` operators with the most total time, from MXNet's aggregate profile table."""
+    rows, in_ops = [], False
+    for line in profile_text.splitlines():
+        if line.strip() == 'operator':
+            in_ops = True
+        elif in_ops and line.strip() and not line.startswith(('=', 'Name', '-')):
+            fields = line.split()
+            if len(fields) < 6:
+                break
+            rows.append((float(fields[-4]), fields[0]))
+        elif in_ops and rows and not line.strip():
+            break
+    total = sum(t for t, _ in rows) or 1.0
+    # Hybridized graphs report fused segments named after all their operators: keep the first two.
+    short = [(t, name if ',' not in name else '[%s...]' % ','.join(name.split(',')[:2])) for t, name in rows]
+    return ['%s %.0f%%' % (name, 100 * t / total) for t, name in sorted(short, reverse=True)[:count]]
+
+
+def step_stage(opt, variant):
+    """Clips/s of train_step at --input-size with one setting; profiles one extra step."""
+    import mxnet as mx
+    import train_recognizer as tr
+    if variant == 'bf16':
+        from mxnet.contrib import amp
+        amp.init(target_dtype='bfloat16')
+    mode = 'imperative' if variant == 'imperative' else 'hybrid'
+    t = trainer_opt(opt, opt.data_dir, os.path.join(opt.data_dir, 'train_list.txt'), opt.input_size,
+                    ['--mode', mode, '--batch-size', str(opt.step_clips)])
+    net = tr.build_network(t, t.ctx)
+    if mode == 'hybrid':
+        net.hybridize(static_alloc=True, static_shape=True)
+    trainer = tr.build_trainer(t, net, None)
+    rng = np.random.default_rng(0)
+    clips = rng.integers(0, 256, (opt.step_clips, NUM_SEGMENTS, opt.input_size, opt.input_size, 3), dtype=np.uint8)
+    batch = (clips, np.arange(opt.step_clips, dtype=np.int32) % t.num_classes, 0)
+    compute_bound(t, net, trainer, batch, 1)
+    cpu = time.process_time()
+    speed = compute_bound(t, net, trainer, batch, opt.step_iters)
+    cpu_per_clip = (time.process_time() - cpu) / (opt.step_iters * opt.step_clips)
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                           filename=os.path.join(opt.data_dir, 'profile-%s.json' % variant))
+    mx.profiler.set_state('run')
+    compute_bound(t, net, trainer, batch, 1)
+    mx.profiler.set_state('stop')
+    return {'clips_per_s': speed, 'cpu_s_per_clip': cpu_per_clip, 'main_rss_mib': main_rss_mib(),
+            'top': top_operators(mx.profiler.dumps(reset=True))}
+
+
+def cpu_step_main(opt):
+    variants = ['imperative', 'hybrid'] + (['bf16'] if cpu_has_bf16() else [])
+    print('vgg16_ucf101 TSN train step on the CPU: %d clips x %d segments at %d px, %d timed steps each; '
+          'OMP_NUM_THREADS=%s' % (opt.step_clips, NUM_SEGMENTS, opt.input_size, opt.step_iters,
+                                  os.environ.get('OMP_NUM_THREADS', 'unset')))
+    results = {}
+    for variant in variants:
+        results[variant] = r = run_child(opt, 'step-' + variant)
+        print('  %-10s %.3f clips/s  %.2f CPU-s/clip  peak RSS %.0f MiB  time: %s'
+              % (variant, r['clips_per_s'], r['cpu_s_per_clip'], r['main_rss_mib'], ', '.join(r['top'])))
+    base = results['imperative']['clips_per_s']
+    for variant in variants[1:]:
+        print('%s_over_imperative: %.2f' % (variant, results[variant]['clips_per_s'] / base))
+    return 0
+
+
+# =============================================================== driver
+
+def run_child(opt, stage):
+    """Run one stage in a fresh interpreter; returns its JSON result."""
+    argv = [sys.executable, os.path.abspath(__file__), '--stage', stage, '--data-dir', opt.data_dir,
+            '--input-size', str(opt.input_size), '--loop-input-size', str(opt.loop_input_size),
+            '--batch-size', str(opt.batch_size), '--workers', str(opt.workers),
+            '--loader-seconds', str(opt.loader_seconds), '--loop-iters', str(opt.loop_iters),
+            '--rounds', str(opt.rounds), '--mode', opt.mode, '--step-clips', str(opt.step_clips),
+            '--step-iters', str(opt.step_iters)]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    results = [line for line in proc.stdout.splitlines() if line.startswith('RESULT ')]
+    if proc.returncode != 0 or not results:
+        raise UserError('benchmark stage %s failed (exit %d):\n%s' % (stage, proc.returncode, proc.stderr[-3000:]))
+    return json.loads(results[-1][len('RESULT '):])
+
+
+def child_main(opt):
+    if opt.stage == 'loop':
+        result = loop_stage(opt)
+    elif opt.stage.startswith('step-'):
+        result = step_stage(opt, opt.stage[len('step-'):])
+    else:
+        result = loader_stage(opt, opt.stage)
+    print('RESULT ' + json.dumps(result), flush=True)
+    return 0
+
+
+def print_loaders(opt, ours, gluon):
+    print('(a) data pipeline: %dx%d JPEG frames, %d segments, %d px train crop, batch %d, %d workers'
+          % (FRAME_W, FRAME_H, NUM_SEGMENTS, opt.input_size, opt.batch_size, opt.workers))
+    header = ('loader', 'clips/s', 'frames/s', 'clips/s/worker', 'frames/s/worker', 'frames/worker-CPU-s',
+              'main RSS MiB', 'total PSS MiB')
+    print('    %-10s %10s %12s %16s %17s %21s %13s %14s' % header)
+    for name, r in (('ours', ours), ('gluoncv', gluon)):
+        print('    %-10s %10.1f %12.1f %16.1f %17.1f %21.1f %13.0f %14.0f'
+              % (name, r['clips_per_s'], r['frames_per_s'], r['clips_per_s_worker'], r['frames_per_s_worker'],
+                 r['frames_per_worker_cpu_s'], r['main_rss_mib'], r['peak_pss_mib']))
+    print('    on the device: ours %s uint8 (normalised by the network step), gluoncv %s float32'
+          % (ours['output_shape'], gluon['output_shape']))
+    return ours['frames_per_s_worker'] / gluon['frames_per_s_worker']
+
+
+def print_loop(opt, loop):
+    bound, e2e = max(loop['bound']), max(loop['end_to_end'])
+    print('(b) training loop: vgg16_ucf101 TSN, %d px input, batch %d, %d workers, mode %s, %d iterations/epoch'
+          % (loop['input_size'], opt.batch_size, opt.workers, opt.mode, loop['iters']))
+    print('    compute bound (train_step on a batch in memory): %.3f samples/s  rounds %s'
+          % (bound, ' '.join('%.3f' % v for v in loop['bound'])))
+    print('    end to end (Run.train_epoch over the loader):     %.3f samples/s  rounds %s'
+          % (e2e, ' '.join('%.3f' % v for v in loop['end_to_end'])))
+    print('(c) peak memory: compute bound %.0f MiB PSS; end to end %.0f MiB PSS (main + workers), main RSS %.0f MiB'
+          % (loop['bound_pss_mib'], loop['e2e_pss_mib'], loop['main_rss_mib']))
+    return e2e / bound
+
+
+def best(results, key):
+    return max(results, key=lambda r: r[key])
+
+
+def driver_main(opt):
+    work = opt.work_dir or tempfile.mkdtemp(prefix='tsn-benchmark-')
+    remove = not opt.keep and not opt.work_dir   # never delete a folder the user named
+    try:
+        tic = time.time()
+        loader_clips = 64 if opt.quick else 256
+        list_path, jpeg_bytes = write_dataset(work, 4 if opt.cpu_step else loader_clips)
+        opt.data_dir = work
+        if opt.cpu_step:
+            return cpu_step_main(opt)
+        print('data: %d clips of 30 frames %dx%d, mean JPEG %.1f KB, in %s (%.1f s)'
+              % (loader_clips, FRAME_W, FRAME_H, jpeg_bytes / 1024, work, time.time() - tic))
+        ours, gluon = [], []
+        for _ in range(opt.rounds):   # alternate, so that outside load affects both alike
+            ours.append(run_child(opt, 'ours'))
+            gluon.append(run_child(opt, 'gluoncv'))
+        speedup = print_loaders(opt, best(ours, 'frames_per_s_worker'), best(gluon, 'frames_per_s_worker'))
+        efficiency = print_loop(opt, run_child(opt, 'loop'))
+        print('total benchmark time %.0f s' % (time.time() - tic))
+        print('loader_speedup: %.2f' % speedup)
+        print('loop_efficiency: %.3f' % efficiency)
+    finally:
+        if remove:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def main(argv=None):
+    opt = parse_args(argv)
+    return child_main(opt) if opt.stage else driver_main(opt)
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))
