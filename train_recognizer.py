@@ -11,6 +11,7 @@ Read top to bottom: arguments, data, model, optimisation, train loop, validation
 import argparse
 import logging
 import math
+import multiprocessing as mp
 import os
 import signal
 import sys
@@ -366,18 +367,43 @@ class Progress(object):
 
 
 class StopRequest(object):
-    """SIGINT/SIGTERM: finish the current iteration, checkpoint, exit non-zero."""
+    """SIGINT/SIGTERM: finish the current iteration, checkpoint, exit non-zero.
+
+    Installed before the loaders fork their workers. The workers ignore SIGINT (a Ctrl-C reaches
+    the whole process group; the main process decides) and keep SIGTERM's default action, which
+    is how multiprocessing's pool stops them.
+    """
 
     def __init__(self):
         self.signal = None
         signal.signal(signal.SIGINT, self.handle)
         signal.signal(signal.SIGTERM, self.handle)
+        os.register_at_fork(after_in_child=self.worker_defaults)
+
+    @staticmethod
+    def worker_defaults():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def handle(self, signum, frame):
         if self.signal is not None:  # a second Ctrl-C stops at once
             raise KeyboardInterrupt
         self.signal = signum
         logger.warning('received %s: stopping after this iteration', signal.Signals(signum).name)
+
+
+def exit_now(code):
+    """Leave without multiprocessing's exit handlers.
+
+    A SIGTERM sent to the whole process group has killed loader workers, possibly while one held
+    the pool's queue lock; the pool's own shutdown would then wait on that lock for ever.
+    """
+    logging.shutdown()
+    for child in mp.active_children():
+        child.kill()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class Run(object):
@@ -404,7 +430,7 @@ class Run(object):
 
     # ----------------------------------------------------------- one epoch
     def train_epoch(self):
-        """Train self.epoch from self.start_iter; returns False when stopped by a signal."""
+        """Train self.epoch from self.start_iter to its end, or until a stop is requested."""
         opt, acc, ctx = self.opt, self.acc, self.ctx
         num_iter = self.iters_per_epoch
         self.train_sampler.set_epoch(self.epoch, self.start_iter)
@@ -433,14 +459,13 @@ class Run(object):
                            acc['correct'] / acc['count'], lr)
                 btic, last_report = time.time(), i
             bar.advance()
-            if self.stop.signal is not None and i + 1 < num_iter:
+            if self.stop.signal is not None:
                 break
         bar.close()
         acc['loss'], acc['correct'] = float(loss_sum.asscalar()), float(correct.asscalar())
         acc['seconds'] += time.time() - tic
         self.check_finite(i)
         self.start_iter = i + 1
-        return self.start_iter >= num_iter
 
     def check_finite(self, i):
         if not math.isfinite(self.acc['loss']):
@@ -529,12 +554,14 @@ class Run(object):
     # ----------------------------------------------------------- the whole run
     def train(self):
         opt = self.opt
-        while self.epoch < opt.num_epochs:
-            if not self.train_epoch():
-                return self.stopped()
-            self.finish_epoch()
-            if self.stop.signal is not None and self.epoch < opt.num_epochs:
-                return self.stopped()
+        while self.epoch < opt.num_epochs and self.stop.signal is None:
+            self.train_epoch()
+            # A stop at an epoch's last batch leaves validation to the resumed run, whose loaders are
+            # alive (a SIGTERM to the whole process group also ends this run's loader workers).
+            if self.stop.signal is None:
+                self.finish_epoch()
+        if self.stop.signal is not None and self.epoch < opt.num_epochs:
+            return self.stopped()
         mx.nd.waitall()
         if is_dist(self.kv):
             checksum = param_checksum(self.net.collect_params())
@@ -547,7 +574,7 @@ class Run(object):
             prefix = self.save_resume_point()
             logger.warning('stopped at epoch %d, iteration %d; checkpoint %s. Resume with the same command '
                            'plus --auto-resume', self.epoch, self.start_iter, prefix)
-        return 128 + self.stop.signal
+        exit_now(128 + self.stop.signal)
 
     def summary(self):
         if not self.rows:

@@ -150,6 +150,9 @@ def _check_args(num_classes, train_per_class, val_per_class, num_frames, width, 
         raise UserError('num_frames=%d: must be >= 1' % num_frames)
     if width < 16 or height < 16:
         raise UserError('frame size %dx%d is too small; use at least 16x16' % (width, height))
+    if width % 2 or height % 2:
+        # OpenCV's MJPG writer silently drops an odd last column, so videos and frames would differ.
+        raise UserError('frame size %dx%d: width and height must be even' % (width, height))
 
 
 def _write_frames(folder, frames):

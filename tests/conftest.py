@@ -13,10 +13,10 @@ from recognizer.synthetic import make_synthetic_ucf101  # noqa: E402
 
 @pytest.fixture(scope='session')
 def tiny_set(tmp_path_factory):
-    """3 classes, 4 train + 2 val clips each, 12 frames of 53x40 (frames and videos)."""
+    """3 classes, 4 train + 2 val clips each, 12 frames of 54x40 (frames and videos)."""
     root = tmp_path_factory.mktemp('tiny_ucf101')
     return make_synthetic_ucf101(str(root / 'syn'), num_classes=3, train_per_class=4, val_per_class=2,
-                                 num_frames=12, width=53, height=40, seed=3)
+                                 num_frames=12, width=54, height=40, seed=3)
 
 
 def train_command(data, save_dir, *extra):

@@ -195,25 +195,29 @@ def test_kill9_then_auto_resume_equals_the_uninterrupted_run_of_the_same_seed(ti
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_and_auto_resume_finishes(tiny_set, tmp_path):
+def test_sigterm_to_the_process_group_checkpoints_and_auto_resume_finishes(tiny_set, tmp_path):
+    """SIGTERM as a batch system sends it: to the trainer and its loader workers at once."""
     save = tmp_path / 'term'
-    args = train_command(tiny_set, save, '--num-epochs', '3', '--log-interval', '1')
+    args = train_command(tiny_set, save, '--num-epochs', '3', '--log-interval', '1', '-j', '2')
     cmd = [sys.executable, os.path.join(REPO, 'train_recognizer.py')] + args
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         log = save / 'train.log'
         if log.exists() and 'Epoch[001] Batch [0001]' in log.read_text():
             break
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM
     assert 'Traceback' not in err and 'Resume with the same command plus --auto-resume' in err
+    assert err.count('received SIGTERM') == 1     # the workers exit quietly
     points = sorted(os.listdir(save / 'resume'))
     assert points and points[-1].startswith('epoch-001-iter-') and not points[-1].endswith('iter-00000.json')
     result = run_trainer(args + ['--auto-resume'])
     assert result.returncode == 0, result.stderr[-2000:]
+    assert 'received SIGTERM' not in result.stderr   # pool shutdown at the end is not a stop request
     epochs = [line.split(',')[0] for line in (save / 'metrics.csv').read_text().splitlines()[1:]]
     assert epochs == ['0', '1', '2']
 
