@@ -254,11 +254,7 @@ def check_every_sample(opt, clip_lists):
 
 def to_network_input(clips_u8, opt):
     """uint8 (B, S*L, H, W, 3) on a device -> normalised (B*S, 3, H, W) or (B*S, 3, L, H, W)."""
-    size = opt.input_size
-    x = transforms.normalize_on_device(clips_u8.reshape((-1, opt.new_length, size, size, 3)), opt.dtype)
-    if opt.new_length == 1 and not opt.input_5d:
-        return x.reshape((-1, 3, size, size))
-    return x.transpose((0, 2, 1, 3, 4))   # (N, L, 3, H, W) -> 3-D CNNs' (N, 3, L, H, W)
+    return transforms.network_input(clips_u8, opt.new_length, opt.input_5d, opt.dtype)
 
 
 def load_batch(batch, ctx):

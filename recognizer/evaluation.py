@@ -121,15 +121,6 @@ def average_view_scores(view_logits, mode='softmax'):
     raise ValueError('unknown score averaging %r' % mode)
 
 
-def network_input(views, new_length, input_5d, dtype='float32'):
-    """uint8 NDArray (V, L, S, S, 3) -> (V, 3, S, S), or (V, 3, L, S, S) for clips of L > 1 frames / 3-D nets."""
-    from mxnet import nd
-    x = transforms.normalize_on_device(views, dtype)          # (V, L, 3, S, S)
-    if new_length == 1 and not input_5d:
-        return x.reshape((x.shape[0],) + x.shape[2:])
-    return nd.transpose(x, axes=(0, 2, 1, 3, 4))
-
-
 class Predictor(object):
     """Runs a network on a clip's views in chunks of at most ``views_per_pass`` per device."""
 
@@ -146,7 +137,7 @@ class Predictor(object):
             chunk = nd.array(views[start:start + step], dtype='uint8')
             parts = gluon.utils.split_and_load(chunk, ctx_list=self.ctx[:len(chunk)], even_split=False)
             for part in parts:
-                out = self.net(network_input(part, opt.new_length, opt.input_5d, opt.dtype))
+                out = self.net(transforms.network_input(part, opt.new_length, opt.input_5d, opt.dtype))
                 outputs.append(out.astype('float32').asnumpy())
         return np.concatenate(outputs)
 
@@ -385,7 +376,7 @@ def probe(net, opt, ctx):
     from mxnet import base, nd
     views = nd.zeros((1, opt.new_length, opt.input_size, opt.input_size, 3), dtype='uint8', ctx=ctx[0])
     try:
-        net(network_input(views, opt.new_length, opt.input_5d, opt.dtype)).wait_to_read()
+        net(transforms.network_input(views, opt.new_length, opt.input_5d, opt.dtype)).wait_to_read()
     except base.MXNetError as err:
         size = opt.input_size
         raise UserError('the network cannot run on %dx%d views with these parameters (%s); use the --input-size '

@@ -101,3 +101,15 @@ def normalize_on_device(batch, dtype='float32'):
     std = nd.array(STD_RGB, ctx=batch.context).reshape(shape)
     x = nd.broadcast_div(nd.broadcast_sub(x, mean), std)
     return x if dtype == 'float32' else x.astype(dtype)
+
+
+def network_input(clips, new_length=1, input_5d=False, dtype='float32'):
+    """uint8 NDArray (..., S*L, H, W, 3) -> normalised network input on the same device.
+
+    2-D networks get (N*S, 3, H, W); clips of several frames (or --input-5d) give 3-D networks
+    their (N*S, 3, L, H, W).
+    """
+    x = normalize_on_device(clips.reshape((-1, new_length) + clips.shape[-3:]), dtype)   # (N, L, 3, H, W)
+    if new_length == 1 and not input_5d:
+        return x.reshape((-1,) + x.shape[2:])
+    return x.transpose((0, 2, 1, 3, 4))
