@@ -260,7 +260,9 @@ def to_network_input(clips_u8, opt):
 def load_batch(batch, ctx):
     clips, labels, bad = batch
     kwargs = dict(ctx_list=ctx[:len(clips)], batch_axis=0, even_split=False)
-    return (gluon.utils.split_and_load(nd.array(clips, dtype='uint8'), **kwargs),
+    if not isinstance(clips, nd.NDArray):   # worker processes hand over NDArrays: no second copy
+        clips = nd.array(clips, dtype='uint8')
+    return (gluon.utils.split_and_load(clips, **kwargs),
             gluon.utils.split_and_load(nd.array(labels, dtype='float32'), **kwargs), bad)
 
 

@@ -3,9 +3,11 @@
 Generates UCF101-shaped data (340x256 JPEG frames), then measures, each stage in a fresh
 child process so that memory figures are its own:
 
-(a) data pipeline: clips/s and frames/s per worker process of our loader (train transform,
+(a) data pipeline: clips/s and frames/s per worker of our loader (train transform,
     through to normalised float32 network input on the device) and of gluoncv.data.UCF101 with
-    GluonCV's VideoGroupTrainTransform and a gluon DataLoader with the same settings;
+    GluonCV's VideoGroupTrainTransform and a gluon DataLoader with the same settings. Our
+    workers are threads of the main process (GluonCV's are processes): "per worker" is per loader
+    thread there, and its CPU-seconds are the whole process's, main thread included;
 (b) training loop: samples/s of Run.train_epoch over the real loader against the compute bound
     (train_step on a batch already in memory), alternated round by round so that other load on
     the machine hits both alike;
@@ -47,7 +49,8 @@ def parse_args(argv=None):
     p.add_argument('--input-size', type=int, default=224, help='crop side for the data-pipeline comparison (a).')
     p.add_argument('--loop-input-size', type=int, default=112, help='network input side for the training loop (b).')
     p.add_argument('--batch-size', type=int, default=4, help='clips per batch, for (a) and (b).')
-    p.add_argument('--workers', type=int, default=2, help='loader worker processes (0: load in the main process).')
+    p.add_argument('--workers', type=int, default=2,
+                   help='loader workers: threads for ours, processes for GluonCV (0: load in the main thread).')
     p.add_argument('--loader-seconds', type=float, default=8.0, help='timed seconds per loader run.')
     p.add_argument('--loop-iters', type=int, default=10, help='timed iterations per loop round.')
     p.add_argument('--rounds', type=int, default=3, help='repetitions of every measurement; the best counts.')
@@ -178,9 +181,10 @@ class MemoryPeak(object):
         return self.peak_kib / 1024.0
 
 
-def loader_cpu_seconds(workers):
-    """CPU seconds used so far by the loader: its worker processes, or this process without workers."""
-    if workers == 0:
+def loader_cpu_seconds(workers, threads=False):
+    """CPU seconds used so far by the loader: its worker processes, or this whole process when it
+    loads in its own threads (the main thread's share is counted too: it cannot be told apart)."""
+    if workers == 0 or threads:
         return time.process_time()
     total = 0
     for pid in _children(os.getpid()):
@@ -263,21 +267,22 @@ def loader_stage(opt, which):
     # Warm-up: drain the batches prefetched while the workers started, or short runs over-report.
     while time.time() - tic < min(2.0, opt.loader_seconds / 2):
         finish(next(batches))
-    count, tic, cpu = 0, time.time(), loader_cpu_seconds(opt.workers)
+    threads = bool(getattr(loader, '_thread_pool', False)) and opt.workers > 0
+    count, tic, cpu = 0, time.time(), loader_cpu_seconds(opt.workers, threads)
     for batch in batches:
         finish(batch)
         count += 1
         if time.time() - tic >= opt.loader_seconds:
             break
     seconds = time.time() - tic
-    cpu = loader_cpu_seconds(opt.workers) - cpu
+    cpu = loader_cpu_seconds(opt.workers, threads) - cpu
     clips_per_s = count * opt.batch_size / seconds
     workers = max(opt.workers, 1)
     return {'clips_per_s': clips_per_s, 'frames_per_s': clips_per_s * NUM_SEGMENTS,
             'clips_per_s_worker': clips_per_s / workers, 'frames_per_s_worker': clips_per_s * NUM_SEGMENTS / workers,
             'frames_per_worker_cpu_s': count * opt.batch_size * NUM_SEGMENTS / max(cpu, 1e-3),
             'batches': count, 'output_shape': list(shape), 'peak_pss_mib': memory.stop(),
-            'main_rss_mib': main_rss_mib()}
+            'main_rss_mib': main_rss_mib(), 'workers_are': 'threads' if threads else 'processes'}
 
 
 # =============================================================== (b) training loop
@@ -457,6 +462,8 @@ def print_loaders(opt, ours, gluon):
         print('    %-10s %10.1f %12.1f %16.1f %17.1f %21.1f %13.0f %14.0f'
               % (name, r['clips_per_s'], r['frames_per_s'], r['clips_per_s_worker'], r['frames_per_s_worker'],
                  r['frames_per_worker_cpu_s'], r['main_rss_mib'], r['peak_pss_mib']))
+    print('    workers: ours %d %s, gluoncv %d %s; frames/worker-CPU-s of threads counts the whole process'
+          % (opt.workers, ours['workers_are'], opt.workers, gluon['workers_are']))
     print('    on the device: ours %s uint8 (normalised by the network step), gluoncv %s float32'
           % (ours['output_shape'], gluon['output_shape']))
     return ours['frames_per_s_worker'] / gluon['frames_per_s_worker']

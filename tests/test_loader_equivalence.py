@@ -160,3 +160,27 @@ def test_crop_resize_flip_equals_crop_then_cv2_resize_then_np_flip(crop, out, fl
     for frame, result in zip(frames, got):
         expected = cv2.resize(frame[2:2 + crop[0], 5:5 + crop[1]], (out, out))
         assert np.array_equal(result, np.flip(expected, axis=1) if flip else expected)
+
+
+def random_crop_32(frames, rng):
+    """A per-sample random crop and flip: any change in seeding or order would show."""
+    y, x = rng.integers(0, 9, size=2)
+    clip = np.stack(frames)[:, y:y + 32, x:x + 32]
+    return clip[:, :, ::-1] if rng.random() < 0.5 else clip
+
+
+def test_thread_process_and_inline_loaders_give_identical_batches(tmp_path):
+    clips = [data.Clip(write_frames(str(tmp_path / ('c%d' % c)), [(40, 40)] * 6, seed=c), 6, c % 3, c + 1)
+             for c in range(6)]
+    dataset = data.ClipDataset(clips, random_crop_32, train=True, num_segments=2, seed=5)
+    results = []
+    for workers, threads in ((0, True), (2, True), (2, False)):
+        sampler = data.EpochBatchSampler(len(dataset), 2, shuffle=True, seed=5)
+        sampler.set_epoch(1)
+        loader = data.make_loader(dataset, sampler, workers, threads=threads)
+        results.append([(np.asarray(c.asnumpy() if isinstance(c, mx.nd.NDArray) else c), labels.tolist())
+                        for c, labels, _ in loader])
+    assert len(results[0]) == 3 and results[0][0][0].shape == (2, 2, 32, 32, 3)
+    for other in results[1:]:
+        assert [labels for _, labels in other] == [labels for _, labels in results[0]]
+        assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(other, results[0]))
