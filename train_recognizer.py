@@ -725,8 +725,7 @@ def main(argv=None):
     if opt.check_data:
         return check_every_sample(opt, (train_clips, val_clips))
     train_set, val_set = make_datasets(opt, train_clips, val_clips)
-    # Before the loader forks its workers, so that they inherit the handler and a Ctrl-C
-    # reaching the whole process group does not kill them mid-batch.
+    # Before the loaders start workers: forked ones then ignore Ctrl-C (StopRequest.worker_defaults).
     stop = StopRequest()
     batch_size = opt.batch_size * len(opt.ctx)
     train_sampler, train_loader, val_loader = make_loaders(opt, train_set, val_set, batch_size, kv)
@@ -753,23 +752,14 @@ def main(argv=None):
                 len(train_set), len(val_set), batch_size * opt.num_workers_dist, opt.ctx)
     run = Run(opt, net, trainer, kv, train_sampler, train_loader, val_loader, stop)
     if opt.resume_epoch > 0:
-        run.rows = [r for r in read_metrics(opt.save_dir) if r['epoch'] < opt.resume_epoch]
+        run.rows = [r for r in checkpoint.read_metrics(os.path.join(opt.save_dir, 'metrics.csv'))
+                    if r['epoch'] < opt.resume_epoch]
     points = checkpoint.list_resume_points(opt.save_dir) if opt.auto_resume else []
     if opt.auto_resume and is_dist(kv):
         agree_on_resume_point(kv, opt.save_dir, points)
     if points:
         run.restore(points[-1])
     return run.train()
-
-
-def read_metrics(save_dir):
-    import csv
-    path = os.path.join(save_dir, 'metrics.csv')
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [{k: (int(v) if k in ('epoch', 'bad_samples') else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
 
 
 if __name__ == '__main__':

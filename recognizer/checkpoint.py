@@ -82,6 +82,15 @@ def load_resume_meta(prefix):
 
 # ---------------------------------------------------------------- metrics and plot
 
+def read_metrics(path):
+    """The rows write_metrics wrote (none if the file does not exist), with numbers parsed."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [{k: (int(v) if k in ('epoch', 'bad_samples') else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
 def write_metrics(path, rows):
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction='ignore', lineterminator='\n')
