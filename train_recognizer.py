@@ -286,6 +286,14 @@ def create_kvstore(opt):
     return mx.kv.create(opt.kvstore)
 
 
+def build_model(opt, ctx):
+    return build_network(opt.model, opt.num_classes, ctx, num_segments=opt.num_segments,
+                         use_pretrained=opt.use_pretrained, hashtag=opt.hashtag,
+                         pretrained_base=not opt.no_pretrained_base, use_tsn=opt.use_tsn, batch_norm=opt.batch_norm,
+                         partial_bn=opt.partial_bn, freeze_bn=opt.freeze_bn,
+                         use_kinetics_pretrain=opt.use_kinetics_pretrain, dtype=opt.dtype)
+
+
 def load_resume_params(net, path, opt, ctx):
     try:
         net.load_parameters(path, ctx=ctx)
@@ -297,7 +305,7 @@ def load_resume_params(net, path, opt, ctx):
 def build_trainer(opt, net, kv):
     if opt.no_wd:
         disable_bias_and_bn_decay(net)
-    params = trainable_params(net, opt)
+    params = trainable_params(net, opt.partial_bn, opt.freeze_bn)
     optimizer_params = {'learning_rate': opt.lr, 'wd': opt.wd, 'momentum': opt.momentum}
     if opt.clip_grad > 0:
         optimizer_params['clip_gradient'] = opt.clip_grad
@@ -732,7 +740,7 @@ def main(argv=None):
     mx.random.seed(opt.seed)
     if opt.use_amp:
         amp.init()   # rewrites mx.nd/mx.sym operators: before the network is built and hybridized
-    net = build_network(opt, opt.ctx)
+    net = build_model(opt, opt.ctx)
     if opt.resume_params:
         load_resume_params(net, opt.resume_params, opt, opt.ctx)
     if opt.mode == 'hybrid':

@@ -362,15 +362,6 @@ def check_params_fit(net, path, opt):
                                       '; '.join(details), ''.join('; ' + h for h in hints)))
 
 
-def build_options(opt):
-    """What recognizer.models.build_network needs: one view per forward pass, no base weights to fetch."""
-    import argparse
-    return argparse.Namespace(model=opt.model, num_classes=opt.num_classes, num_segments=1, num_crop=1,
-                              use_pretrained=opt.use_pretrained and not opt.resume_params,
-                              hashtag=opt.hashtag, no_pretrained_base=True, batch_norm=opt.batch_norm,
-                              use_tsn=opt.use_tsn, partial_bn=False, freeze_bn=False, dtype=opt.dtype)
-
-
 def probe(net, opt, ctx):
     """One forward pass on a blank view: an input size the checkpoint cannot take fails here, clearly."""
     from mxnet import base, nd
@@ -387,7 +378,10 @@ def load_network(opt, ctx):
     """build_network + the checkpoint in --resume-params (or the model zoo's weights with --use-pretrained)."""
     from mxnet import base
     from .models import build_network
-    net = build_network(build_options(opt), ctx)
+    # One view per forward pass; a checkpoint brings every weight, so no base weights are fetched.
+    net = build_network(opt.model, opt.num_classes, ctx, use_pretrained=opt.use_pretrained and not opt.resume_params,
+                        hashtag=opt.hashtag, pretrained_base=False, batch_norm=opt.batch_norm, use_tsn=opt.use_tsn,
+                        dtype=opt.dtype)
     if opt.resume_params:
         path = os.path.expanduser(opt.resume_params)
         check_params_fit(net, path, opt)

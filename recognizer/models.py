@@ -70,18 +70,11 @@ def tolerate_uninitialized_reset_ctx():
         gluon.Parameter.reset_ctx = original
 
 
-def _vgg_with_batch_norm(opt, pretrained_base):
+def _vgg_with_batch_norm(num_classes, pretrained_base, num_segments, num_crop):
     # vgg16_ucf101() does not forward batch_norm to its backbone, so build the block directly.
     from gluoncv.model_zoo.action_recognition.actionrec_vgg16 import ActionRecVGG16
-    return ActionRecVGG16(nclass=opt.num_classes, pretrained_base=pretrained_base,
-                          num_segments=opt.num_segments, num_crop=getattr(opt, 'num_crop', 1),
-                          dropout_ratio=0.9, init_std=0.001, batch_norm=True)
-
-
-def use_kinetics_pretrain(opt):
-    """--use-kinetics-pretrain applies: I3D UCF101 models start from Kinetics400-trained weights."""
-    return (getattr(opt, 'use_kinetics_pretrain', False) and not opt.no_pretrained_base
-            and not opt.use_pretrained)
+    return ActionRecVGG16(nclass=num_classes, pretrained_base=pretrained_base, num_segments=num_segments,
+                          num_crop=num_crop, dropout_ratio=0.9, init_std=0.001, batch_norm=True)
 
 
 def _accepts(model_name, kwarg):
@@ -90,28 +83,28 @@ def _accepts(model_name, kwarg):
     return kwarg in inspect.signature(_models[model_name.lower()]).parameters
 
 
-def _create(opt, pretrained_base):
+def _create(model, num_classes, pretrained_base, num_segments, num_crop, use_pretrained, hashtag, use_tsn,
+            batch_norm, partial_bn, freeze_bn, use_kinetics_pretrain):
     from gluoncv.model_zoo import get_model
-    pretrained = opt.hashtag if (opt.use_pretrained and opt.hashtag) else opt.use_pretrained
-    if opt.batch_norm and opt.model.startswith('vgg16_'):
-        if opt.use_pretrained:
+    if batch_norm and model.startswith('vgg16_'):
+        if use_pretrained:
             raise UserError('--use-pretrained with --batch-norm: the model zoo has no VGG16-BN '
                             'recognizer weights; drop one of the two flags')
-        return _vgg_with_batch_norm(opt, pretrained_base)
-    kwargs = dict(nclass=opt.num_classes, pretrained=pretrained, pretrained_base=pretrained_base,
-                  num_segments=opt.num_segments, num_crop=getattr(opt, 'num_crop', 1))
-    if opt.use_tsn:
+        return _vgg_with_batch_norm(num_classes, pretrained_base, num_segments, num_crop)
+    kwargs = dict(nclass=num_classes, pretrained=(hashtag or True) if use_pretrained else False,
+                  pretrained_base=pretrained_base, num_segments=num_segments, num_crop=num_crop)
+    if use_tsn:
         kwargs['use_tsn'] = True
-    if opt.partial_bn or _accepts(opt.model, 'partial_bn'):
+    if partial_bn or _accepts(model, 'partial_bn'):
         # As GluonCV's CLI: the flag's value, never the factory's own default (True for inceptionv3_ucf101).
-        kwargs['partial_bn'] = opt.partial_bn
-    if opt.freeze_bn:
+        kwargs['partial_bn'] = partial_bn
+    if freeze_bn:
         kwargs['bn_frozen'] = True
-    if _accepts(opt.model, 'use_kinetics_pretrain'):
+    if _accepts(model, 'use_kinetics_pretrain'):
         # gluoncv defaults this to True (download Kinetics400 weights even with pretrained_base=False);
         # here it is the explicit --use-kinetics-pretrain choice.
-        kwargs['use_kinetics_pretrain'] = use_kinetics_pretrain(opt)
-    return get_model(opt.model, **kwargs)
+        kwargs['use_kinetics_pretrain'] = use_kinetics_pretrain
+    return get_model(model, **kwargs)
 
 
 def avoid_onednn_conv3d_batchnorm_crash(net, ctx):
@@ -131,34 +124,43 @@ def avoid_onednn_conv3d_batchnorm_crash(net, ctx):
         os.environ.setdefault('MXNET_STORAGE_FALLBACK_LOG_VERBOSE', '0')
 
 
-def build_network(opt, ctx):
-    """The model-zoo network for ``opt``, initialised on the list of contexts ``ctx``."""
+def build_network(model, num_classes, ctx, num_segments=1, num_crop=1, use_pretrained=False, hashtag='',
+                  pretrained_base=True, use_tsn=False, batch_norm=False, partial_bn=False, freeze_bn=False,
+                  use_kinetics_pretrain=False, dtype='float32'):
+    """The model-zoo network ``model``, initialised on the list of contexts ``ctx``.
+
+    ``pretrained_base`` asks for ImageNet backbone weights (ignored with ``use_pretrained``, which
+    loads the whole recognizer); ``use_kinetics_pretrain`` starts i3d_*_ucf101 from Kinetics400
+    weights (only when neither of the other two says otherwise).
+    """
     from gluoncv.model_zoo import get_model_list
-    if opt.model.lower() not in get_model_list():
+    if model.lower() not in get_model_list():
         raise UserError('--model %s is not in the GluonCV model zoo; for UCF101 use vgg16_ucf101, '
-                        'inceptionv3_ucf101 or i3d_resnet50_v1_ucf101' % opt.model)
-    pretrained_base = not opt.no_pretrained_base and not opt.use_pretrained
-    what = 'pretrained weights' if opt.use_pretrained else 'ImageNet-pretrained base weights'
+                        'inceptionv3_ucf101 or i3d_resnet50_v1_ucf101' % model)
+    use_kinetics_pretrain = use_kinetics_pretrain and pretrained_base and not use_pretrained
+    pretrained_base = pretrained_base and not use_pretrained
+    what = 'pretrained weights' if use_pretrained else 'ImageNet-pretrained base weights'
     way_out = {}
-    if use_kinetics_pretrain(opt):
-        if not _accepts(opt.model, 'use_kinetics_pretrain'):
+    if use_kinetics_pretrain:
+        if not _accepts(model, 'use_kinetics_pretrain'):
             raise UserError('--use-kinetics-pretrain: --model %s has no Kinetics400-pretrained start; it exists '
-                            'for i3d_*_ucf101 models. Drop the flag' % opt.model)
+                            'for i3d_*_ucf101 models. Drop the flag' % model)
         # The Kinetics400 weights replace every layer but the classifier: ImageNet weights are not needed.
         pretrained_base = False
         what = 'the Kinetics400-trained I3D weights of --use-kinetics-pretrain'
         way_out['way_out'] = ('drop --use-kinetics-pretrain to start from ImageNet weights, or pass '
                               '--no-pretrained-base to train from scratch')
-    with offline_model_store(opt.model, what, **way_out), tolerate_uninitialized_reset_ctx():
-        net = _create(opt, pretrained_base)
+    with offline_model_store(model, what, **way_out), tolerate_uninitialized_reset_ctx():
+        net = _create(model, num_classes, pretrained_base, num_segments, num_crop, use_pretrained, hashtag,
+                      use_tsn, batch_norm, partial_bn, freeze_bn, use_kinetics_pretrain)
     with warnings.catch_warnings():
         # Parameters that came initialised (pretrained or the classifier) are left as they are.
         warnings.simplefilter('ignore')
         net.initialize(mx.init.Xavier(), ctx=ctx)
     net.collect_params().reset_ctx(ctx)
     avoid_onednn_conv3d_batchnorm_crash(net, ctx)
-    if opt.dtype != 'float32':
-        net.cast(opt.dtype)
+    if dtype != 'float32':
+        net.cast(dtype)
     return net
 
 
@@ -173,13 +175,13 @@ def first_batchnorm_params(net):
     return found
 
 
-def trainable_params(net, opt):
+def trainable_params(net, partial_bn=False, freeze_bn=False):
     """What the optimizer updates: all, or weights/biases only under --partial-bn/--freeze-bn."""
     params = net.collect_params()
-    if not (opt.partial_bn or opt.freeze_bn):
+    if not (partial_bn or freeze_bn):
         return params
     keep = set(net.collect_params('.*weight|.*bias').keys())
-    if opt.partial_bn:
+    if partial_bn:
         keep.update(first_batchnorm_params(net))
     for name, param in params.items():
         if name not in keep:

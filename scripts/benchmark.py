@@ -293,7 +293,7 @@ def build_loop(opt, data_dir, list_path):
     t = trainer_opt(opt, data_dir, list_path, opt.loop_input_size)
     clips = tr.data.read_clip_list(list_path, data_dir, t.num_classes)[:opt.batch_size * opt.loop_iters]
     train_set, val_set = tr.make_datasets(t, clips, clips[:1])
-    net = tr.build_network(t, t.ctx)
+    net = tr.build_model(t, t.ctx)
     if t.mode == 'hybrid':
         net.hybridize(static_alloc=True, static_shape=True)
     return t, train_set, val_set, net, tr.build_trainer(t, net, None)
@@ -388,7 +388,7 @@ def step_stage(opt, variant):
     mode = 'imperative' if variant == 'imperative' else 'hybrid'
     t = trainer_opt(opt, opt.data_dir, os.path.join(opt.data_dir, 'train_list.txt'), opt.input_size,
                     ['--mode', mode, '--batch-size', str(opt.step_clips)])
-    net = tr.build_network(t, t.ctx)
+    net = tr.build_model(t, t.ctx)
     if mode == 'hybrid':
         net.hybridize(static_alloc=True, static_shape=True)
     trainer = tr.build_trainer(t, net, None)

@@ -210,16 +210,13 @@ def fit_quickly(syn, params_path, steps=30, seed=0):
     """
     import mxnet as mx
     from mxnet import autograd, gluon, nd
-    from types import SimpleNamespace
     from recognizer import data, transforms
     from recognizer.models import build_network
     mx.random.seed(seed)
-    opt = SimpleNamespace(model='vgg16_ucf101', num_classes=len(syn['classes']), num_segments=1, num_crop=1,
-                          use_pretrained=False, hashtag='', no_pretrained_base=True, batch_norm=True,
-                          use_tsn=False, partial_bn=False, freeze_bn=False, dtype='float32')
-    net = build_network(opt, [mx.cpu()])
+    num_classes = len(syn['classes'])
+    net = build_network('vgg16_ucf101', num_classes, [mx.cpu()], pretrained_base=False, batch_norm=True)
     net.apply(lambda block: setattr(block, '_rate', 0.0) if isinstance(block, gluon.nn.Dropout) else None)
-    clips = data.read_clip_list(syn['train_list_rawframes'], syn['rawframes_dir'], opt.num_classes)
+    clips = data.read_clip_list(syn['train_list_rawframes'], syn['rawframes_dir'], num_classes)
     dataset = data.ClipDataset(clips, lambda frames, rng: transforms.train_transform(frames, rng, 32, [1.0, 0.875]),
                                train=True, num_segments=1)
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 2e-4})

@@ -23,13 +23,9 @@ from recognizer.errors import UserError  # noqa: E402
 from recognizer.models import build_network, first_batchnorm_params, trainable_params  # noqa: E402
 
 
-def make_opt(model, **changes):
-    opt = argparse.Namespace(model=model, num_classes=101, use_pretrained=False, hashtag='', no_pretrained_base=True,
-                             use_kinetics_pretrain=False, use_tsn=False, batch_norm=False, partial_bn=False,
-                             freeze_bn=False, num_segments=1, num_crop=1, dtype='float32')
-    for key, value in changes.items():
-        setattr(opt, key, value)
-    return opt
+def build(model, pretrained_base=False, **changes):
+    """A 101-class network on the CPU; from scratch unless pretrained_base is asked for."""
+    return build_network(model, 101, [mx.cpu()], pretrained_base=pretrained_base, **changes)
 
 
 @pytest.fixture
@@ -49,7 +45,7 @@ FAMILIES = {
 @pytest.mark.parametrize('model,segments', [('vgg16_ucf101', 1), ('vgg16_ucf101', 3), ('inceptionv3_ucf101', 3),
                                             ('i3d_resnet50_v1_ucf101', 1), ('i3d_resnet50_v1_ucf101', 2)])
 def test_built_from_scratch_offline_gives_one_row_per_clip(model, segments, empty_model_home):
-    net = build_network(make_opt(model, num_segments=segments, use_tsn=segments > 1), [mx.cpu()])
+    net = build(model, num_segments=segments, use_tsn=segments > 1)
     clips = 2
     x = mx.nd.random.uniform(shape=(clips * segments,) + FAMILIES[model])
     out = net(x)
@@ -65,7 +61,7 @@ def test_built_from_scratch_offline_gives_one_row_per_clip(model, segments, empt
 ])
 def test_missing_imagenet_weights_name_the_file_and_the_way_out(model, weight_file, empty_model_home):
     with pytest.raises(UserError) as err:
-        build_network(make_opt(model, no_pretrained_base=False), [mx.cpu()])
+        build(model, pretrained_base=True)
     message = str(err.value)
     assert weight_file in message and str(empty_model_home) in message
     assert '--no-pretrained-base' in message
@@ -73,8 +69,7 @@ def test_missing_imagenet_weights_name_the_file_and_the_way_out(model, weight_fi
 
 def test_missing_kinetics400_weights_name_the_file_and_both_ways_out(empty_model_home):
     with pytest.raises(UserError) as err:
-        build_network(make_opt('i3d_resnet50_v1_ucf101', no_pretrained_base=False, use_kinetics_pretrain=True),
-                      [mx.cpu()])
+        build('i3d_resnet50_v1_ucf101', pretrained_base=True, use_kinetics_pretrain=True)
     message = str(err.value)
     assert 'i3d_resnet50_v1_kinetics400-568a722e.params' in message and str(empty_model_home) in message
     assert 'drop --use-kinetics-pretrain' in message and '--no-pretrained-base' in message
@@ -84,11 +79,11 @@ def test_missing_kinetics400_weights_name_the_file_and_both_ways_out(empty_model
 
 def test_kinetics_pretrain_only_for_i3d():
     with pytest.raises(UserError, match='--use-kinetics-pretrain: --model vgg16_ucf101'):
-        build_network(make_opt('vgg16_ucf101', no_pretrained_base=False, use_kinetics_pretrain=True), [mx.cpu()])
+        build('vgg16_ucf101', pretrained_base=True, use_kinetics_pretrain=True)
 
 
 def test_no_pretrained_base_wins_over_kinetics_pretrain(empty_model_home):
-    net = build_network(make_opt('i3d_resnet50_v1_ucf101', use_kinetics_pretrain=True), [mx.cpu()])
+    net = build('i3d_resnet50_v1_ucf101', use_kinetics_pretrain=True)
     assert net(mx.nd.zeros((1, 3, 8, 32, 32))).shape == (1, 101)
 
 
@@ -108,8 +103,7 @@ def test_kinetics400_weights_load_into_all_layers_but_the_classifier(tmp_path, m
             raise OSError('offline')
         return weights
     monkeypatch.setattr(model_store, 'get_model_file', fake_store)
-    net = build_network(make_opt('i3d_resnet50_v1_ucf101', no_pretrained_base=False, use_kinetics_pretrain=True),
-                        [mx.cpu()])
+    net = build('i3d_resnet50_v1_ucf101', pretrained_base=True, use_kinetics_pretrain=True)
     assert asked == ['i3d_resnet50_v1_kinetics400']
     src = [p.data().asnumpy() for p in source.collect_params().values()]
     dst = [p.data().asnumpy() for p in net.collect_params().values()]
@@ -126,13 +120,13 @@ def batchnorms(net):
 
 
 def test_partial_bn_trains_weights_biases_and_only_the_first_batchnorm():
-    net = build_network(make_opt('inceptionv3_ucf101', partial_bn=True), [mx.cpu()])
+    net = build('inceptionv3_ucf101', partial_bn=True)
     names = set(net.collect_params().keys())
     first = batchnorms(net)[0].prefix
     # GluonCV's own --partial-bn pattern for inceptionv3, with this process's layer prefix.
     gluoncv_pattern = ('.*weight|.*bias|%sgamma|%sbeta|%srunning_mean|%srunning_var' % ((first,) * 4))
     expected = set(net.collect_params(gluoncv_pattern).keys())
-    selected = {p.name for p in trainable_params(net, make_opt('inceptionv3_ucf101', partial_bn=True))}
+    selected = {p.name for p in trainable_params(net, partial_bn=True)}
     assert selected == expected
     assert set(first_batchnorm_params(net)) == {first + s for s in ('gamma', 'beta', 'running_mean', 'running_var')}
     frozen = names - selected
@@ -142,8 +136,8 @@ def test_partial_bn_trains_weights_biases_and_only_the_first_batchnorm():
 
 
 def test_without_partial_bn_every_inceptionv3_parameter_trains():
-    net = build_network(make_opt('inceptionv3_ucf101'), [mx.cpu()])
-    params = trainable_params(net, make_opt('inceptionv3_ucf101'))
+    net = build('inceptionv3_ucf101')
+    params = trainable_params(net)
     assert len(list(params.values())) == len(list(net.collect_params().values()))
 
 
@@ -169,10 +163,7 @@ import mxnet as mx
 from mxnet import autograd, gluon
 sys.path.insert(0, %r)
 from recognizer.models import build_network
-opt = argparse.Namespace(model='i3d_resnet50_v1_ucf101', num_classes=101, use_pretrained=False, hashtag='',
-                         no_pretrained_base=True, use_kinetics_pretrain=False, use_tsn=False, batch_norm=False,
-                         partial_bn=False, freeze_bn=False, num_segments=1, num_crop=1, dtype='float32')
-net = build_network(opt, [mx.cpu()])
+net = build_network('i3d_resnet50_v1_ucf101', 101, [mx.cpu()], pretrained_base=False)
 net.hybridize(static_alloc=True, static_shape=True)
 trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.001, 'clip_gradient': 40})
 with autograd.record():

@@ -109,7 +109,7 @@ def one_step_params(ctx, clips, labels):
                          '--lr', '0.05'])
     opt.ctx, opt.num_workers_dist = ctx, 1
     mx.random.seed(11)
-    net = tr.build_network(opt, ctx)
+    net = tr.build_model(opt, ctx)
     net.apply(lambda block: setattr(block, '_rate', 0.0) if isinstance(block, gluon.nn.Dropout) else None)
     trainer = tr.build_trainer(opt, net, None)
     data, label, _ = tr.load_batch((clips, labels, 0), ctx)
