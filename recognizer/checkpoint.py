@@ -5,22 +5,60 @@ the JSON is written last, so a checkpoint counts as complete only when its JSON 
 and names the sizes of the other two. A kill at any moment leaves the previous one intact.
 """
 import csv
+import errno
 import io
 import json
 import os
+import shutil
+
+from .errors import UserError
 
 METRIC_COLUMNS = ['epoch', 'lr', 'train_loss', 'train_acc', 'val_loss', 'val_top1', 'val_top5',
                   'samples_per_sec', 'epoch_time', 'bad_samples']
 
 
-def atomic_write(path, write):
-    """Call ``write(tmp_path)``, fsync, then rename over ``path``."""
+class DiskFull(UserError):
+    """A write failed because the filesystem is full; the temporary file is already gone."""
+
+    def __init__(self, path, needed):
+        folder = os.path.dirname(os.path.abspath(path))
+        free = shutil.disk_usage(folder).free
+        need = 'about %s needed' % human_bytes(needed) if needed else 'more needed'
+        super().__init__('the filesystem of %s is full while writing %s (%s free, %s); free space there or '
+                         'choose another --save-dir' % (folder, os.path.basename(path), human_bytes(free), need))
+
+
+def human_bytes(n):
+    for unit in ('B', 'KB', 'MB', 'GB'):
+        if n < 1024 or unit == 'GB':
+            return '%.1f %s' % (n, unit) if unit != 'B' else '%d B' % n
+        n /= 1024.0
+
+
+def _is_disk_full(err):
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    # MXNet's own writers (save_parameters, save_states) report a short write this way.
+    return 'FileStream.Write incomplete' in str(err) or 'No space left' in str(err)
+
+
+def atomic_write(path, write, needed=None):
+    """Call ``write(tmp_path)``, fsync, then rename over ``path``; DiskFull when the disk fills up.
+
+    ``needed`` (bytes, if known) goes into the DiskFull message.
+    """
     tmp = '%s.tmp-%d' % (path, os.getpid())
     try:
         write(tmp)
         with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as err:
+        if not _is_disk_full(err):
+            raise
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise DiskFull(path, needed) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -33,14 +71,44 @@ def atomic_write_bytes(path, data):
     atomic_write(path, write)
 
 
+def parameter_bytes(net):
+    """Bytes of the network's parameters as save_parameters writes them (0 for still-deferred ones)."""
+    total = 0
+    for param in net.collect_params().values():
+        if param._data is not None:
+            total += param.data().size * param.data().dtype(0).itemsize
+    return total
+
+
 def save_params_and_states(prefix, net, trainer):
     """GluonCV-style ``prefix.params`` + ``prefix.states``, each atomically."""
-    atomic_write(prefix + '.params', net.save_parameters)
-    atomic_write(prefix + '.states', trainer.save_states)
+    size = parameter_bytes(net)
+    atomic_write(prefix + '.params', net.save_parameters, needed=size)
+    atomic_write(prefix + '.states', trainer.save_states, needed=size)
 
 
-def save_resume_point(save_dir, net, trainer, meta, keep=1):
-    """A complete resumable checkpoint; older ones beyond ``keep`` are removed."""
+def estimate_checkpoint_bytes(net, input_shape, with_momentum=True):
+    """Bytes of one .params + .states pair, from the network's graph (no forward pass, no initialisation).
+
+    ``input_shape`` is the shape of one network input batch; momentum SGD keeps one state per
+    weight, so the .states file is about as large as the trainable weights.
+    """
+    import mxnet as mx
+    import numpy as np
+    out = net(mx.sym.var('data'))
+    arg_shapes, _, aux_shapes = out.infer_shape(data=input_shape)
+    arg_names = out.list_arguments()
+    weights = sum(int(np.prod(s)) for n, s in zip(arg_names, arg_shapes) if n != 'data')
+    aux = sum(int(np.prod(s)) for s in aux_shapes)
+    return 4 * (weights + aux + (weights if with_momentum else 0))
+
+
+def save_resume_point(save_dir, net, trainer, meta, keep=2):
+    """A complete resumable checkpoint, then the removal of all but the ``keep`` newest complete ones.
+
+    Two are kept so that a newest one damaged later (a disk or copy error) still leaves one to
+    resume from; anything else in resume/ (interrupted or damaged points) is removed.
+    """
     folder = os.path.join(save_dir, 'resume')
     os.makedirs(folder, exist_ok=True)
     prefix = os.path.join(folder, 'epoch-%03d-iter-%05d' % (meta['epoch'], meta['iteration']))
@@ -48,36 +116,137 @@ def save_resume_point(save_dir, net, trainer, meta, keep=1):
     meta = dict(meta, params_size=os.path.getsize(prefix + '.params'),
                 states_size=os.path.getsize(prefix + '.states'))
     atomic_write_bytes(prefix + '.json', json.dumps(meta, indent=1).encode())
-    for old in list_resume_points(save_dir)[:-keep]:
-        for ext in ('.json', '.params', '.states'):
-            if os.path.exists(old + ext):
-                os.remove(old + ext)
+    kept = set(list_resume_points(save_dir)[-keep:])
+    for old in resume_point_prefixes(save_dir):
+        if old not in kept:
+            for ext in RESUME_FILES:
+                if os.path.exists(old + ext):
+                    os.remove(old + ext)
     return prefix
 
 
-def _complete(prefix):
+RESUME_FILES = ('.json', '.params', '.states')
+
+
+def resume_point_prefixes(save_dir):
+    """Every resume point in resume/, complete or not, oldest first (temporary files are not points)."""
+    folder = os.path.join(save_dir, 'resume')
+    if not os.path.isdir(folder):
+        return []
+    return sorted({os.path.join(folder, os.path.splitext(n)[0]) for n in os.listdir(folder)
+                   if n.startswith('epoch-') and os.path.splitext(n)[1] in RESUME_FILES})
+
+
+def resume_point_damage(prefix):
+    """None for a complete resume point; otherwise why it cannot be used."""
     try:
         with open(prefix + '.json') as f:
             meta = json.load(f)
-        return (os.path.getsize(prefix + '.params') == meta['params_size']
-                and os.path.getsize(prefix + '.states') == meta['states_size'])
-    except (OSError, ValueError, KeyError):
-        return False
+    except FileNotFoundError:
+        return 'its .json is missing (the write was interrupted)'
+    except (OSError, ValueError) as err:
+        return 'its .json cannot be read (%s)' % err
+    for ext, key in (('.params', 'params_size'), ('.states', 'states_size')):
+        try:
+            size = os.path.getsize(prefix + ext)
+        except OSError:
+            return 'its %s is missing' % ext
+        if size != meta.get(key):
+            return 'its %s has %d bytes, the .json says %s (truncated or overwritten)' % (ext, size, meta.get(key))
+    return None
 
 
 def list_resume_points(save_dir):
     """Prefixes of complete resumable checkpoints, oldest first."""
-    folder = os.path.join(save_dir, 'resume')
-    if not os.path.isdir(folder):
-        return []
-    prefixes = sorted(os.path.join(folder, n[:-5]) for n in os.listdir(folder)
-                      if n.startswith('epoch-') and n.endswith('.json'))
-    return [p for p in prefixes if _complete(p)]
+    return [p for p in resume_point_prefixes(save_dir) if resume_point_damage(p) is None]
+
+
+def remove_stale_temporaries(save_dir):
+    """Bytes freed by removing the temporary files of writes a killed run left (call with the lock held)."""
+    freed = 0
+    for folder in (save_dir, os.path.join(save_dir, 'resume')):
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if '.tmp-' in name and os.path.isfile(path):
+                freed += os.path.getsize(path)
+                os.remove(path)
+    return freed
 
 
 def load_resume_meta(prefix):
     with open(prefix + '.json') as f:
         return json.load(f)
+
+
+def _param_shapes(path):
+    from mxnet import nd
+    try:
+        loaded = nd.load(path)
+    except Exception:  # MXNetError for anything that is not an NDArray file
+        raise UserError('%s is not an MXNet parameter file (nd.load cannot read it); pass a .params file saved '
+                        'by train_recognizer.py or net.save_parameters, not a .states or other file' % path) from None
+    if not isinstance(loaded, dict):
+        raise UserError('%s holds unnamed arrays, not gluon parameters; pass a .params file saved by '
+                        'train_recognizer.py' % path)
+    return {name.split(':', 1)[-1]: arr.shape for name, arr in loaded.items()}
+
+
+def _mismatch_hints(net_shapes, file_shapes, model, num_classes):
+    hints = []
+    file_bn = any(name.endswith('running_mean') for name in file_shapes)
+    net_bn = any(name.endswith('running_mean') for name in net_shapes)
+    if file_bn != net_bn and model.startswith('vgg16'):
+        hints.append('the checkpoint was trained %s --batch-norm' % ('with' if file_bn else 'without'))
+    out = file_shapes.get('output.weight')
+    if out is not None and out[0] != num_classes:
+        hints.append('its output layer has %d classes: pass --num-classes %d' % (out[0], out[0]))
+    return hints
+
+
+def _check_params_fit(net, path, model, num_classes, batch_norm):
+    """UserError naming what differs when the file's parameters cannot belong to ``net``."""
+    if not os.path.isfile(path):
+        raise UserError('--resume-params %s does not exist; pass a .params file from the training --save-dir' % path)
+    file_shapes = _param_shapes(path)
+    net_shapes = {name: p.shape for name, p in net._collect_params_with_prefix().items()}
+    missing = sorted(set(net_shapes) - set(file_shapes))
+    extra = sorted(set(file_shapes) - set(net_shapes))
+    wrong = sorted(name for name in set(net_shapes) & set(file_shapes)
+                   if len(net_shapes[name]) != len(file_shapes[name]) or
+                   any(a and a != b for a, b in zip(net_shapes[name], file_shapes[name])))
+    if not (missing or extra or wrong):
+        return
+    details = []
+    for what, names in (('missing', missing), ('unexpected', extra)):
+        if names:
+            details.append('%d %s parameters (e.g. %s)' % (len(names), what, ', '.join(names[:3])))
+    for name in wrong[:3]:
+        details.append('%s is %s in the file but %s in the network' % (name, file_shapes[name], net_shapes[name]))
+    hints = _mismatch_hints(net_shapes, file_shapes, model, num_classes)
+    raise UserError('%s does not fit --model %s with --num-classes %d%s: %s%s. Pass the flags the checkpoint was '
+                    'trained with' % (path, model, num_classes, ' --batch-norm' if batch_norm else '',
+                                      '; '.join(details), ''.join('; ' + h for h in hints)))
+
+
+def load_params(net, path, ctx, model, num_classes, batch_norm=False):
+    """Load a .params file into ``net``, or a UserError saying why it does not fit (never a traceback)."""
+    from mxnet import base
+    path = os.path.expanduser(path)
+    _check_params_fit(net, path, model, num_classes, batch_norm)
+    try:
+        net.load_parameters(path, ctx=ctx)
+    except (base.MXNetError, AssertionError, ValueError) as err:
+        raise UserError('%s does not fit --model %s with --num-classes %d (%s)'
+                        % (path, model, num_classes, error_reason(err))) from None
+
+
+def error_reason(err):
+    """One line saying why ``err`` happened: MXNet errors start with a traceback banner."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(('Traceback', 'File ', '[bt]', 'Stack trace'))]
+    return (useful or lines or [type(err).__name__])[-1][:200]
 
 
 # ---------------------------------------------------------------- metrics and plot

@@ -13,6 +13,7 @@ from collections import namedtuple
 import cv2
 import numpy as np
 
+from . import transforms
 from .dist import dump_shard, sharded_indices
 from .errors import UserError
 
@@ -66,6 +67,23 @@ def _check_clip(where, clip, num_classes, video):
                         'or re-extract the frames' % (where, clip.num_frames, clip.path, on_disk))
 
 
+def _text_lines(list_path):
+    """(line number, line) of a UTF-8 text file; a UserError names the first line that is not text."""
+    with open(list_path, 'rb') as f:
+        raw = f.read()
+    lines = raw.split(b'\n')
+    for line_no, line in enumerate(lines, 1):
+        try:
+            text = line.decode('utf-8')
+        except UnicodeDecodeError:
+            text = None
+        if text is None or '\x00' in text:
+            raise UserError('%s:%d: not a text line (binary or non-UTF-8 bytes %r...); a list file has one '
+                            '"<clip> <num_frames> <label>" text line per clip: pass the list, not a video, '
+                            'archive or parameter file' % (list_path, line_no, line[:20]))
+        yield line_no, text
+
+
 def read_clip_list(list_path, root, num_classes, video=False, check_files=True):
     """Parse and check a list file; every problem is a UserError naming file and line."""
     list_path = os.path.expanduser(list_path)
@@ -73,15 +91,14 @@ def read_clip_list(list_path, root, num_classes, video=False, check_files=True):
     if not os.path.isfile(list_path):
         raise UserError('list file %s does not exist; pass --train-list/--val-list' % list_path)
     clips = []
-    with open(list_path) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            rel, num_frames, label = _parse_line(list_path, line_no, line)
-            clip = Clip(os.path.join(root, rel), num_frames, label, line_no)
-            if check_files:
-                _check_clip('%s:%d' % (list_path, line_no), clip, num_classes, video)
-            clips.append(clip)
+    for line_no, line in _text_lines(list_path):
+        if not line.strip():
+            continue
+        rel, num_frames, label = _parse_line(list_path, line_no, line)
+        clip = Clip(os.path.join(root, rel), num_frames, label, line_no)
+        if check_files:
+            _check_clip('%s:%d' % (list_path, line_no), clip, num_classes, video)
+        clips.append(clip)
     if not clips:
         raise UserError('list file %s is empty; it needs one "<clip> <num_frames> <label>" line per clip'
                         % list_path)
@@ -295,6 +312,24 @@ class ClipDataset(object):
         else:
             frames = read_frames(clip.path, numbers, self.new_width, self.new_height)
         return self.transform(frames, rng)
+
+
+def training_datasets(opt, train_clips, val_clips):
+    """ClipDatasets of train_recognizer.py: multi-scale crops for training, centre crops for validation."""
+    size = opt.input_size
+
+    def train_view(frames, rng):
+        return transforms.train_transform(frames, rng, size, opt.scale_ratios, opt.max_distort,
+                                          opt.more_fix_crop)
+
+    def val_view(frames, rng):
+        return transforms.center_crop(frames, size)
+
+    common = dict(num_segments=opt.num_segments, new_length=opt.new_length, new_step=opt.new_step,
+                  new_width=opt.new_width, new_height=opt.new_height, video=opt.video_loader,
+                  seed=opt.seed, skip_bad=opt.skip_bad_samples)
+    return (ClipDataset(train_clips, train_view, train=True, **common),
+            ClipDataset(val_clips, val_view, train=False, **common))
 
 
 def batchify(samples):

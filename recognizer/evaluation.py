@@ -1,4 +1,4 @@
-"""The TSN test protocol shared by scripts/test_recognizer.py and scripts/inference.py.
+"""The TSN test protocol of scripts/test_recognizer.py, scripts/inference.py and train_recognizer.py --eval.
 
 A clip is seen through ``num_segments x num_crop`` views: the frames at the centres of
 ``num_segments`` equal segments (``data.test_offsets``), each cut into 1, 3 or 10 crops
@@ -10,20 +10,23 @@ averaged over all views (``--score-average softmax``, the protocol of the TSN pa
 which ranks classes as GluonCV's test script does (its network averages features over
 all views before the linear classifier).
 
-Also here: accuracy metrics, class names, the report files and checkpoint loading.
+Also here: accuracy metrics, class names, the report files, and the evaluation run itself
+(``evaluate``), which scripts/test_recognizer.py and ``train_recognizer.py --eval`` call.
 """
 import csv
 import json
+import logging
 import os
+import time
 
 import cv2
 import numpy as np
 
-from . import data, transforms
+from . import data, options, transforms
 from .errors import UserError
 
-CROPS = (1, 3, 10)
 TOPK = 5
+logger = logging.getLogger('evaluation')
 
 
 # ---------------------------------------------------------------- views
@@ -196,7 +199,8 @@ def read_class_index(path, num_classes):
     names = {}
     with open(path) as f:
         for line_no, line in enumerate(f, 1):
-            fields = line.split()
+            # The name is the rest of the line: make_lists.py keeps class names with spaces as they are.
+            fields = line.rstrip('\r\n').split(None, 1)
             if not fields:
                 continue
             if len(fields) != 2 or not fields[0].isdigit():
@@ -289,77 +293,22 @@ def write_reports(save_dir, clip_ids, labels, scores, names, info):
 # ---------------------------------------------------------------- the network
 
 def check_view_options(opt):
-    """The checks both CLIs need: settle the crop count, refuse what cannot work, before loading anything."""
+    """The checks every evaluating CLI needs: settle the crop count, refuse what cannot work, before loading."""
     if opt.ten_crop and opt.three_crop:
         raise UserError('--ten-crop and --three-crop exclude each other; pick one')
     opt.num_crop = 10 if opt.ten_crop else 3 if opt.three_crop else opt.num_crop
-    if opt.num_crop not in CROPS:
+    if opt.num_crop not in options.CROPS:
         raise UserError('--num-crop %d: the test protocol has 1, 3 or 10 crops' % opt.num_crop)
-    for flag, value in (('--num-segments', opt.num_segments), ('--input-size', opt.input_size),
-                        ('--new-length', opt.new_length), ('--new-step', opt.new_step),
-                        ('--views-per-pass', opt.views_per_pass)):
-        if value < 1:
-            raise UserError('%s must be at least 1, got %d' % (flag, value))
+    options.check_at_least_one((('--num-segments', opt.num_segments), ('--input-size', opt.input_size),
+                                ('--new-length', opt.new_length), ('--new-step', opt.new_step),
+                                ('--views-per-pass', opt.views_per_pass)))
     if not opt.resume_params and not opt.use_pretrained:
         raise UserError('nothing to evaluate: pass --resume-params <file>.params (from the training --save-dir) '
                         'or --use-pretrained for the model zoo\'s weights')
     if opt.num_gpus == 0 and opt.dtype != 'float32':
         raise UserError('--dtype %s needs a GPU; on a CPU use --dtype float32' % opt.dtype)
-    sizes_known = opt.new_height > 0 and opt.new_width > 0
-    if sizes_known and opt.num_crop != 3 and min(opt.new_height, opt.new_width) < opt.input_size:
-        raise UserError('--input-size %d is larger than the resized frames %dx%d; lower --input-size or raise '
-                        '--new-height/--new-width' % (opt.input_size, opt.new_width, opt.new_height))
+    options.check_input_fits_frames(opt)
     return opt
-
-
-def _param_shapes(path):
-    from mxnet import nd
-    try:
-        loaded = nd.load(path)
-    except Exception as err:  # MXNetError for anything that is not an NDArray file
-        raise UserError('%s is not a parameter file saved by train_recognizer.py (%s); pass a .params file, '
-                        'not .states' % (path, str(err).splitlines()[0][:120])) from None
-    if not isinstance(loaded, dict):
-        raise UserError('%s holds unnamed arrays, not gluon parameters; pass a .params file saved by '
-                        'train_recognizer.py' % path)
-    return {name.split(':', 1)[-1]: arr.shape for name, arr in loaded.items()}
-
-
-def _mismatch_hints(net_shapes, file_shapes, opt):
-    hints = []
-    file_bn = any(name.endswith('running_mean') for name in file_shapes)
-    net_bn = any(name.endswith('running_mean') for name in net_shapes)
-    if file_bn != net_bn and opt.model.startswith('vgg16'):
-        hints.append('the checkpoint was trained %s --batch-norm' % ('with' if file_bn else 'without'))
-    out = file_shapes.get('output.weight')
-    if out is not None and out[0] != opt.num_classes:
-        hints.append('its output layer has %d classes: pass --num-classes %d' % (out[0], out[0]))
-    return hints
-
-
-def check_params_fit(net, path, opt):
-    """UserError naming what differs when the file's parameters cannot belong to ``net``."""
-    if not os.path.isfile(path):
-        raise UserError('--resume-params %s does not exist; pass a .params file from the training --save-dir' % path)
-    file_shapes = _param_shapes(path)
-    net_shapes = {name: p.shape for name, p in net._collect_params_with_prefix().items()}
-    missing = sorted(set(net_shapes) - set(file_shapes))
-    extra = sorted(set(file_shapes) - set(net_shapes))
-    wrong = sorted(name for name in set(net_shapes) & set(file_shapes)
-                   if len(net_shapes[name]) != len(file_shapes[name]) or
-                   any(a and a != b for a, b in zip(net_shapes[name], file_shapes[name])))
-    if not (missing or extra or wrong):
-        return
-    details = []
-    for what, names in (('missing', missing), ('unexpected', extra)):
-        if names:
-            details.append('%d %s parameters (e.g. %s)' % (len(names), what, ', '.join(names[:3])))
-    for name in wrong[:3]:
-        details.append('%s is %s in the file but %s in the network' % (name, file_shapes[name], net_shapes[name]))
-    hints = _mismatch_hints(net_shapes, file_shapes, opt)
-    raise UserError('%s does not fit --model %s --num-classes %d%s: %s%s. Pass the flags the checkpoint was '
-                    'trained with' % (path, opt.model, opt.num_classes, ' --batch-norm' if opt.batch_norm else '',
-                                      '; '.join(details), ''.join('; ' + h for h in hints)))
 
 
 def probe(net, opt, ctx):
@@ -376,20 +325,14 @@ def probe(net, opt, ctx):
 
 def load_network(opt, ctx):
     """build_network + the checkpoint in --resume-params (or the model zoo's weights with --use-pretrained)."""
-    from mxnet import base
+    from .checkpoint import load_params
     from .models import build_network
     # One view per forward pass; a checkpoint brings every weight, so no base weights are fetched.
     net = build_network(opt.model, opt.num_classes, ctx, use_pretrained=opt.use_pretrained and not opt.resume_params,
                         hashtag=opt.hashtag, pretrained_base=False, batch_norm=opt.batch_norm, use_tsn=opt.use_tsn,
                         dtype=opt.dtype)
     if opt.resume_params:
-        path = os.path.expanduser(opt.resume_params)
-        check_params_fit(net, path, opt)
-        try:
-            net.load_parameters(path, ctx=ctx)
-        except (base.MXNetError, AssertionError, ValueError) as err:
-            raise UserError('%s does not fit --model %s --num-classes %d (%s)'
-                            % (path, opt.model, opt.num_classes, str(err).splitlines()[0][:200])) from None
+        load_params(net, opt.resume_params, ctx, opt.model, opt.num_classes, opt.batch_norm)
     probe(net, opt, ctx)
     if opt.mode == 'hybrid':
         # No static_shape: the last chunk of a clip is usually smaller than the others.
@@ -397,53 +340,84 @@ def load_network(opt, ctx):
     return net
 
 
-def contexts(num_gpus):
-    import mxnet as mx
-    if num_gpus > 0:
-        if mx.context.num_gpus() < num_gpus:
-            raise UserError('--num-gpus %d, but this MXNet sees %d GPUs; use --num-gpus 0 for the CPU'
-                            % (num_gpus, mx.context.num_gpus()))
-        return [mx.gpu(i) for i in range(num_gpus)]
-    return [mx.cpu()]
+# ---------------------------------------------------------------- the evaluation run
+
+def make_clip_loader(dataset, opt):
+    """Clips one by one (a clip is already up to num_segments x num_crop views)."""
+    from mxnet import gluon
+    prefetch = max(1, int(opt.prefetch_ratio * opt.num_workers)) if opt.num_workers > 0 else None
+    return gluon.data.DataLoader(dataset, batch_size=1, shuffle=False, batchify_fn=first_sample,
+                                 num_workers=opt.num_workers, prefetch=prefetch)
 
 
-# ---------------------------------------------------------------- flags shared by test_recognizer.py and inference.py
+def score_clips(predictor, dataset, opt):
+    """(indices of scored clips, their (N, C) scores, [(clip, reason)] of unreadable ones)."""
+    done, scores, bad = [], [], []
+    correct, tic = 0, time.time()
+    for views, label, index, error in make_clip_loader(dataset, opt):
+        clip = dataset.clips[index]
+        if error is not None:
+            if not opt.skip_bad_samples:
+                raise UserError('%s (clip on line %d of %s); fix or remove it, or pass --skip-bad-samples to '
+                                'leave it out' % (error, clip.line_no, opt.val_list))
+            logger.warning('skipped: %s', error)
+            bad.append((clip, error))
+            continue
+        scores.append(predictor.clip_scores(views))
+        done.append(index)
+        correct += int(np.argmax(scores[-1]) == label)
+        if opt.log_interval and len(done) % opt.log_interval == 0:
+            logger.info('%04d/%04d is done: acc-top1=%f (%.2f clips/s)', len(done), len(dataset),
+                        100.0 * correct / len(done), len(done) / max(time.time() - tic, 1e-9))
+    if not done:
+        raise UserError('no clip of %s could be read; check the data' % opt.val_list)
+    return done, np.stack(scores), bad
 
-def add_view_args(p):
-    """How each clip is cut into views: segments x crops, frame size, clip length."""
-    p.add_argument('--num-segments', type=int, default=25,
-                   help='segment centres sampled per clip (the TSN test protocol uses 25).')
-    p.add_argument('--new-height', type=int, default=0, help='resize frames to this height first (0: keep).')
-    p.add_argument('--new-width', type=int, default=0, help='resize frames to this width first (0: keep).')
-    p.add_argument('--new-length', type=int, default=1, help='consecutive frames per segment.')
-    p.add_argument('--new-step', type=int, default=1, help='step between those frames.')
-    p.add_argument('--input-size', type=int, default=224, help='crop side fed to the network.')
-    p.add_argument('--ten-crop', action='store_true', help='10 crops: centre + 4 corners, and their mirrors.')
-    p.add_argument('--three-crop', action='store_true', help='3 crops along the long side of the frame.')
-    p.add_argument('--num-crop', type=int, default=1, choices=CROPS,
-                   help='crops per segment; --ten-crop/--three-crop set it to 10/3.')
-    p.add_argument('--input-5d', action='store_true', help='5-D input (N, C, T, H, W) for 3-D CNNs.')
-    p.add_argument('--class-index', type=str, default=None,
-                   help='classInd.txt ("<1-based index> <name>") for class names; default: the model zoo\'s '
-                        'UCF101 names when there are 101 classes, else the class numbers.')
+
+def clip_id(clip, root):
+    return os.path.relpath(clip.path, os.path.expanduser(root))
 
 
-def add_checkpoint_args(p, model_required):
-    """Which network and weights, and how to run it."""
-    p.add_argument('--model', type=str, required=model_required, default=None if model_required else 'vgg16_ucf101',
-                   help='model-zoo name the checkpoint was trained as, e.g. vgg16_ucf101.')
-    p.add_argument('--num-classes', type=int, default=101, help='number of classes of the checkpoint.')
-    p.add_argument('--resume-params', type=str, default='', help='.params file saved by train_recognizer.py.')
-    p.add_argument('--use-pretrained', action='store_true',
-                   help='without --resume-params: the model zoo\'s weights (from the MXNet model cache).')
-    p.add_argument('--hashtag', type=str, default='', help='hashtag of the pretrained weights.')
-    p.add_argument('--batch-norm', action='store_true',
-                   help='the checkpoint is a VGG16-BN (trained with --batch-norm).')
-    p.add_argument('--use-tsn', action='store_true', help='accepted for compatibility (no effect on the weights).')
-    p.add_argument('--mode', type=str, default=None, help='hybrid: hybridize the network.')
-    p.add_argument('--dtype', type=str, default='float32', help='inference data type (float16 needs a GPU).')
-    p.add_argument('--score-average', type=str, default='softmax', choices=['softmax', 'logits'],
-                   help='average per-view softmax scores (TSN protocol) or logits (ranks as GluonCV\'s script).')
-    p.add_argument('--num-gpus', type=int, default=0, help='GPUs to use; 0 runs on the CPU.')
-    p.add_argument('--views-per-pass', type=int, default=50,
-                   help='most views (images) per forward pass per device; bounds memory.')
+def evaluate(opt):
+    """Run the protocol on --val-list and write the reports; returns the summary dict."""
+    from .runtime import contexts
+    clips = data.read_clip_list(opt.val_list, opt.val_data_dir, opt.num_classes, opt.video_loader)
+    names = class_names(opt.num_classes, opt.class_index)
+    try:
+        os.makedirs(opt.save_dir, exist_ok=True)
+    except OSError as err:
+        raise UserError('--save-dir %s cannot be created (%s); choose another folder' % (opt.save_dir, err)) from None
+    ctx = contexts(opt.num_gpus)
+    net = load_network(opt, ctx)
+    logger.info('%d clips x %d segments x %d crops = %d views per clip; %s', len(clips), opt.num_segments,
+                opt.num_crop, opt.num_segments * opt.num_crop, opt.resume_params or 'model zoo weights')
+    tic = time.time()
+    done, scores, bad = score_clips(Predictor(net, ctx, opt), ViewDataset(clips, opt), opt)
+    seconds = time.time() - tic
+    labels = np.array([clips[i].label for i in done])
+    info = {'model': opt.model, 'params': opt.resume_params, 'val_list': opt.val_list,
+            'num_segments': opt.num_segments, 'num_crop': opt.num_crop, 'input_size': opt.input_size,
+            'views_per_clip': opt.num_segments * opt.num_crop, 'score_average': opt.score_average,
+            'seconds': seconds, 'skipped': [{'clip': clip_id(c, opt.val_data_dir), 'reason': r} for c, r in bad]}
+    summary = write_reports(opt.save_dir, [clip_id(clips[i], opt.val_data_dir) for i in done],
+                            labels, scores, names, info)
+    print('Test accuracy: acc-top1=%f acc-top5=%f mean-class-acc=%f (%d/%d clips correct, %d segments x %d crops)'
+          % (100 * summary['top1'], 100 * summary['top5'], 100 * summary['mean_class_accuracy'],
+             summary['correct'], summary['clips'], opt.num_segments, opt.num_crop))
+    print('Total evaluation time is %4.2f minutes; reports in %s' % (seconds / 60, opt.save_dir))
+    return summary
+
+
+def options_from_training(train_opt):
+    """``train_recognizer.py --eval``: the training command's flags, plus the test protocol's defaults.
+
+    The training flags mean the same here (--num-segments, --num-crop, --input-size, --new-*,
+    --val-list, --val-data-dir, --save-dir, ...); the protocol's own flags keep their defaults.
+    """
+    import argparse
+    parser = argparse.ArgumentParser(add_help=False)
+    options.add_test_args(parser)
+    opt = parser.parse_args([])
+    vars(opt).update(vars(train_opt))
+    opt.val_data_dir = train_opt.val_data_dir or train_opt.data_dir
+    return check_view_options(opt)

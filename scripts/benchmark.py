@@ -8,9 +8,9 @@ child process so that memory figures are its own:
     GluonCV's VideoGroupTrainTransform and a gluon DataLoader with the same settings. Our
     workers are threads of the main process (GluonCV's are processes): "per worker" is per loader
     thread there, and its CPU-seconds are the whole process's, main thread included;
-(b) training loop: samples/s of Run.train_epoch over the real loader against the compute bound
-    (train_step on a batch already in memory), alternated round by round so that other load on
-    the machine hits both alike;
+(b) training loop: samples/s of train_recognizer.py's own epochs (run as a program, its
+    metrics.csv) against the compute bound (recognizer.training.train_step on a batch already in
+    memory), measured before and after it;
 (c) peak memory of each: RSS of the main process and PSS summed over it and its loader workers.
 
 Every figure is the best of ``--rounds`` (the least disturbed run). The last two lines are
@@ -29,7 +29,8 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 
@@ -156,17 +157,17 @@ def _children(pid):
 
 
 class MemoryPeak(object):
-    """Samples PSS of this process plus its children (loader workers) every 0.2 s."""
+    """Samples PSS of a process (default: this one) plus its children (loader workers) every 0.2 s."""
 
-    def __init__(self):
+    def __init__(self, pid=None):
+        self.pid = pid or os.getpid()
         self.peak_kib = 0
         self.running = True
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
 
     def sample(self):
-        me = os.getpid()
-        total = _pss_kib(me) + sum(_pss_kib(c) for c in _children(me))
+        total = _pss_kib(self.pid) + sum(_pss_kib(c) for c in _children(self.pid))
         self.peak_kib = max(self.peak_kib, total)
         return total
 
@@ -204,30 +205,35 @@ def main_rss_mib():
 
 # =============================================================== (a) data pipeline
 
-def trainer_opt(opt, data_dir, list_path, size, extra=()):
-    """train_recognizer's options for the published vgg16 TSN recipe on the benchmark data."""
-    import train_recognizer as tr
-    argv = ['--model', 'vgg16_ucf101', '--num-segments', str(NUM_SEGMENTS), '--use-tsn', '--num-classes', '10',
+def trainer_args(opt, data_dir, list_path, size, extra=()):
+    """train_recognizer.py's flags for the published vgg16 TSN recipe on the benchmark data."""
+    return ['--model', 'vgg16_ucf101', '--num-segments', str(NUM_SEGMENTS), '--use-tsn', '--num-classes', '10',
             '--new-height', str(FRAME_H), '--new-width', str(FRAME_W), '--input-size', str(size),
             '--batch-size', str(opt.batch_size), '-j', str(opt.workers), '--data-dir', data_dir,
             '--train-list', list_path, '--val-list', list_path, '--no-pretrained-base', '--train-only',
             '--lr', '0.001', '--log-interval', '10', '--mode', opt.mode] + list(extra)
-    t = tr.check_args(tr.parse_args(argv))
-    t.ctx, t.rank, t.num_workers_dist = tr.contexts(t), 0, 1
-    return t
+
+
+def trainer_opt(opt, data_dir, list_path, size, extra=()):
+    """The parsed options train_recognizer.py would run with (its parser lives in recognizer.options)."""
+    from recognizer import options
+    return options.training_parser().parse_args(trainer_args(opt, data_dir, list_path, size, extra))
 
 
 def our_loader(opt, data_dir, list_path):
     """The trainer's train loader; a batch is done when its uint8 clips are NDArrays on the device
     (normalising there is part of the network step, and so of the compute bound in (b))."""
-    import train_recognizer as tr
+    import mxnet as mx
+    from recognizer import data
+    from recognizer.training import load_batch
     t = trainer_opt(opt, data_dir, list_path, opt.input_size)
-    clips = tr.data.read_clip_list(list_path, data_dir, t.num_classes)
-    train_set, val_set = tr.make_datasets(t, clips, clips[:1])
-    _, loader, _ = tr.make_loaders(t, train_set, val_set, opt.batch_size, None)
+    clips = data.read_clip_list(list_path, data_dir, t.num_classes)
+    train_set, _ = data.training_datasets(t, clips, [])
+    sampler = data.EpochBatchSampler(len(train_set), opt.batch_size, shuffle=True, last_batch='discard')
+    loader = data.make_loader(train_set, sampler, t.num_workers, t.prefetch_ratio)
 
     def finish(batch):
-        parts, labels, _ = tr.load_batch(batch, t.ctx)
+        parts, labels, _ = load_batch(batch, [mx.cpu()])
         parts[0].wait_to_read()
         return parts[0].shape
     return loader, finish
@@ -287,66 +293,83 @@ def loader_stage(opt, which):
 
 # =============================================================== (b) training loop
 
-def build_loop(opt, data_dir, list_path):
-    """The trainer's own objects for the benchmark data: options, datasets, network, Trainer."""
-    import train_recognizer as tr
-    t = trainer_opt(opt, data_dir, list_path, opt.loop_input_size)
-    clips = tr.data.read_clip_list(list_path, data_dir, t.num_classes)[:opt.batch_size * opt.loop_iters]
-    train_set, val_set = tr.make_datasets(t, clips, clips[:1])
-    net = tr.build_model(t, t.ctx)
+def build_step(t):
+    """Network and Trainer as train_recognizer.py builds them for the options ``t``."""
+    import mxnet as mx
+    from recognizer.models import build_network
+    from recognizer.training import build_trainer
+    net = build_network(t.model, t.num_classes, [mx.cpu()], num_segments=t.num_segments, pretrained_base=False,
+                        use_tsn=t.use_tsn)
     if t.mode == 'hybrid':
         net.hybridize(static_alloc=True, static_shape=True)
-    return t, train_set, val_set, net, tr.build_trainer(t, net, None)
+    return net, build_trainer(t, net, None)
 
 
 def compute_bound(t, net, trainer, batch, iters):
     """Samples/s of forward, backward and update on one batch that is already on the device."""
-    import train_recognizer as tr
+    import mxnet as mx
     from mxnet import gluon, nd
+    from recognizer import transforms
+    from recognizer.training import load_batch, train_step
+    ctx = [mx.cpu()]
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    data_parts, label_parts, _ = tr.load_batch(batch, t.ctx)
-    loss_sum = nd.zeros((1,), ctx=t.ctx[0])
+    data_parts, label_parts, _ = load_batch(batch, ctx)
+    loss_sum = nd.zeros((1,), ctx=ctx[0])
     nd.waitall()
     tic = time.time()
     for _ in range(iters):
-        stats = tr.train_step(net, trainer, loss_fn, data_parts, label_parts, t)
+        stats = train_step(net, trainer, loss_fn, data_parts, label_parts,
+                           lambda x: transforms.network_input(x, t.new_length, t.input_5d, t.dtype), t.batch_size)
         loss_sum = loss_sum + sum(s[0] for s in stats)
     loss_sum.asscalar()
     return iters * t.batch_size / (time.time() - tic)
 
 
-def end_to_end(run, epoch):
-    """Samples/s of one whole Run.train_epoch: loader start-up, every batch, the final sync."""
-    run.epoch, run.start_iter, run.acc = epoch, 0, run.fresh_accumulators()
-    tic = time.time()
-    run.train_epoch()
-    return run.acc['count'] / (time.time() - tic)
+def end_to_end(opt, list_path, epochs):
+    """Samples/s of each epoch of train_recognizer.py itself (a child process), epoch 0 being the warm-up.
+
+    The trainer's own figure: clips over the seconds of its train loop (loader start-up, every batch,
+    the final sync), checkpoints excluded. Memory: PSS of the trainer and its loader workers.
+    """
+    import csv
+    save_dir = tempfile.mkdtemp(prefix='loop-', dir=opt.data_dir)
+    argv = [sys.executable, os.path.join(REPO, 'train_recognizer.py')] + trainer_args(
+        opt, opt.data_dir, list_path, opt.loop_input_size, ['--num-epochs', str(epochs), '--save-dir', save_dir])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    memory = MemoryPeak(proc.pid)
+    out, err = proc.communicate()
+    peak = memory.stop()
+    if proc.returncode != 0:
+        raise UserError('train_recognizer.py failed in the loop benchmark (exit %d):\n%s'
+                        % (proc.returncode, err[-3000:]))
+    with open(os.path.join(save_dir, 'metrics.csv')) as f:
+        speeds = [float(row['samples_per_sec']) for row in csv.DictReader(f)]
+    shutil.rmtree(save_dir, ignore_errors=True)
+    return speeds[1:], peak
 
 
 def loop_stage(opt):
-    """Compute bound and end-to-end speed, alternated; bound memory is measured before the loader exists."""
-    import logging
-    import train_recognizer as tr
-    logging.getLogger('train_recognizer').setLevel(logging.WARNING)
+    """Compute bound (in this process) and end-to-end speed (the trainer as a program) on the same clips."""
+    from recognizer import data
     list_path = os.path.join(opt.data_dir, 'train_list.txt')
+    loop_list = os.path.join(opt.data_dir, 'loop_list.txt')
+    with open(list_path) as f:
+        lines = f.readlines()[:opt.batch_size * opt.loop_iters]
+    with open(loop_list, 'w') as f:
+        f.writelines(lines)
     memory = MemoryPeak()
-    t, train_set, val_set, net, trainer = build_loop(opt, opt.data_dir, list_path)
-    batch = tr.data.batchify([train_set[(i, 0)] for i in range(opt.batch_size)])
+    t = trainer_opt(opt, opt.data_dir, loop_list, opt.loop_input_size)
+    train_set, _ = data.training_datasets(t, data.read_clip_list(loop_list, opt.data_dir, t.num_classes), [])
+    net, trainer = build_step(t)
+    batch = data.batchify([train_set[(i, 0)] for i in range(opt.batch_size)])
     compute_bound(t, net, trainer, batch, 2)    # warm-up: shapes, memory, oneDNN primitives
     bounds = [compute_bound(t, net, trainer, batch, opt.loop_iters)]
     bound_pss = memory.stop()
-    memory = MemoryPeak()
-    sampler, loader, val_loader = tr.make_loaders(t, train_set, val_set, opt.batch_size, None)
-    run = tr.Run(t, net, trainer, None, sampler, loader, val_loader, tr.StopRequest())
-    end_to_end(run, 0)                          # warm-up epoch
-    speeds = []
-    for r in range(opt.rounds):
-        speeds.append(end_to_end(run, r + 1))
-        if r + 1 < opt.rounds:
-            bounds.append(compute_bound(t, net, trainer, batch, opt.loop_iters))
+    speeds, e2e_pss = end_to_end(opt, loop_list, opt.rounds + 1)
+    bounds.append(compute_bound(t, net, trainer, batch, opt.loop_iters))
     return {'bound': bounds, 'end_to_end': speeds, 'bound_pss_mib': bound_pss,
-            'e2e_pss_mib': memory.stop(), 'main_rss_mib': main_rss_mib(), 'input_size': t.input_size,
-            'iters': len(sampler)}
+            'e2e_pss_mib': e2e_pss, 'main_rss_mib': main_rss_mib(), 'input_size': t.input_size,
+            'iters': len(lines) // opt.batch_size}
 
 
 # =============================================================== CPU step settings
@@ -381,17 +404,13 @@ def top_operators(profile_text, count=8):
 def step_stage(opt, variant):
     """Clips/s of train_step at --input-size with one setting; profiles one extra step."""
     import mxnet as mx
-    import train_recognizer as tr
     if variant == 'bf16':
         from mxnet.contrib import amp
         amp.init(target_dtype='bfloat16')
     mode = 'imperative' if variant == 'imperative' else 'hybrid'
     t = trainer_opt(opt, opt.data_dir, os.path.join(opt.data_dir, 'train_list.txt'), opt.input_size,
                     ['--mode', mode, '--batch-size', str(opt.step_clips)])
-    net = tr.build_model(t, t.ctx)
-    if mode == 'hybrid':
-        net.hybridize(static_alloc=True, static_shape=True)
-    trainer = tr.build_trainer(t, net, None)
+    net, trainer = build_step(t)
     rng = np.random.default_rng(0)
     clips = rng.integers(0, 256, (opt.step_clips, NUM_SEGMENTS, opt.input_size, opt.input_size, 3), dtype=np.uint8)
     batch = (clips, np.arange(opt.step_clips, dtype=np.int32) % t.num_classes, 0)
@@ -475,7 +494,7 @@ def print_loop(opt, loop):
           % (loop['input_size'], opt.batch_size, opt.workers, opt.mode, loop['iters']))
     print('    compute bound (train_step on a batch in memory): %.3f samples/s  rounds %s'
           % (bound, ' '.join('%.3f' % v for v in loop['bound'])))
-    print('    end to end (Run.train_epoch over the loader):     %.3f samples/s  rounds %s'
+    print('    end to end (train_recognizer.py, per epoch):        %.3f samples/s  rounds %s'
           % (e2e, ' '.join('%.3f' % v for v in loop['end_to_end'])))
     print('(c) peak memory: compute bound %.0f MiB PSS; end to end %.0f MiB PSS (main + workers), main RSS %.0f MiB'
           % (loop['bound_pss_mib'], loop['e2e_pss_mib'], loop['main_rss_mib']))

@@ -22,8 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from recognizer import data, evaluation  # noqa: E402
+from recognizer import data, evaluation, options  # noqa: E402
 from recognizer.errors import UserError, run_cli  # noqa: E402
+from recognizer.runtime import contexts  # noqa: E402
 
 EXIT_SOME_FAILED = 1
 
@@ -31,8 +32,9 @@ EXIT_SOME_FAILED = 1
 def build_parser():
     p = argparse.ArgumentParser(description='Classify videos or frame folders with a trained recognizer.')
     p.add_argument('inputs', nargs='+', help='video files (read with decord) or folders of img_00001.jpg... frames.')
-    evaluation.add_view_args(p)
-    evaluation.add_checkpoint_args(p, model_required=False)
+    options.add_view_args(p, num_segments=25)
+    options.add_network_args(p, model_required=False)
+    options.add_test_args(p)
     p.add_argument('--topk', type=int, default=5, help='classes to print per input.')
     p.add_argument('--json', action='store_true', help='print one JSON document instead of text.')
     return p
@@ -80,7 +82,7 @@ def print_text(path, top):
 def main(argv=None):
     opt = check_args(build_parser().parse_args(argv))
     names = evaluation.class_names(opt.num_classes, opt.class_index)
-    ctx = evaluation.contexts(opt.num_gpus)
+    ctx = contexts(opt.num_gpus)
     predictor = evaluation.Predictor(evaluation.load_network(opt, ctx), ctx, opt)
     results = []
     for path in opt.inputs:

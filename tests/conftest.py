@@ -32,3 +32,24 @@ def run_trainer(args, env=None, timeout=300, script='train_recognizer.py'):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, os.path.join(REPO, script)] + [str(a) for a in args],
                           cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+TIMING_COLUMNS = ('samples_per_sec', 'epoch_time')
+
+
+def snapshot(folder):
+    """Names, sizes and contents of everything in a folder, to prove nothing changed."""
+    found = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, 'rb') as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def metrics_without_timing(save):
+    lines = (save / 'metrics.csv').read_text().splitlines()
+    header = lines[0].split(',')
+    keep = [i for i, name in enumerate(header) if name not in TIMING_COLUMNS]
+    return [[line.split(',')[i] for i in keep] for line in lines]

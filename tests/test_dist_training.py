@@ -18,9 +18,9 @@ import time
 import mxnet as mx
 import pytest
 
-import train_recognizer as tr
 from conftest import REPO, train_command
 from recognizer.errors import UserError
+from recognizer.kvstore import Allreduce, agree_on_resume_point, average_running_stats
 from recognizer.synthetic import make_synthetic_ucf101
 
 LAUNCHER = os.path.join(REPO, 'scripts', 'launch_dist.py')
@@ -191,13 +191,13 @@ def write_resume_meta(folder, epoch, iteration):
 def test_workers_that_see_different_resume_points_stop_with_one_message(tmp_path):
     point = write_resume_meta(tmp_path, 2, 0)
     # Rank 1 found the same point: [epoch, iteration] of rank 0 then of rank 1.
-    tr.agree_on_resume_point(FakeKV(0, lambda mine: mx.nd.array([0, 0, 2, 0])), str(tmp_path), [point])
+    agree_on_resume_point(Allreduce(FakeKV(0, lambda mine: mx.nd.array([0, 0, 2, 0]))), str(tmp_path), [point])
     # Rank 1 runs on a host whose --save-dir holds nothing.
     with pytest.raises(UserError, match=r'rank 0: epoch 2 iteration 0, rank 1: none.*shared'):
-        tr.agree_on_resume_point(FakeKV(0, lambda mine: mx.nd.array([0, 0, -1, -1])), str(tmp_path), [point])
+        agree_on_resume_point(Allreduce(FakeKV(0, lambda mine: mx.nd.array([0, 0, -1, -1]))), str(tmp_path), [point])
     # Rank 1's view of the same job: every rank reports the same message.
     with pytest.raises(UserError, match=r'rank 0: epoch 2 iteration 0, rank 1: none'):
-        tr.agree_on_resume_point(FakeKV(1, lambda mine: mx.nd.array([2, 0, 0, 0])), str(tmp_path), [])
+        agree_on_resume_point(Allreduce(FakeKV(1, lambda mine: mx.nd.array([2, 0, 0, 0]))), str(tmp_path), [])
 
 
 def test_batchnorm_statistics_are_averaged_over_workers_and_weights_untouched():
@@ -210,7 +210,7 @@ def test_batchnorm_statistics_are_averaged_over_workers_and_weights_untouched():
     bn.running_var.set_data(mx.nd.array([2.0, 2.0]))
     # The other worker's statistics, in the same (sorted-name) order: mean then var.
     other = mx.nd.array([3.0, 5.0, 4.0, 6.0])
-    tr.average_running_stats(FakeKV(0, lambda mine: other), net)
+    average_running_stats(Allreduce(FakeKV(0, lambda mine: other)), net)
     assert bn.running_mean.data().asnumpy().tolist() == [2.0, 4.0]
     assert bn.running_var.data().asnumpy().tolist() == [3.0, 4.0]
     assert conv.weight.data().asnumpy().ravel().tolist() == [1.0, 1.0]

@@ -5,7 +5,6 @@ the output shape for each TSN segment count, --partial-bn's parameter selection,
 naming the missing weight file of each family, Kinetics400 weights for the I3D row, and the
 5-D (N, 3, T, H, W) input the trainer feeds I3D.
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -143,17 +142,15 @@ def test_without_partial_bn_every_inceptionv3_parameter_trains():
 
 def test_i3d_input_is_channels_then_frames_in_clip_order():
     """The trainer's uint8 (B, S*L, H, W, 3) batch becomes (B*S, 3, L, H, W), frames in order."""
-    from train_recognizer import to_network_input
+    from recognizer.transforms import network_input
     batch, segments, length, size = 2, 2, 4, 8
     frames = np.zeros((batch, segments * length, size, size, 3), dtype=np.uint8)
     frames[..., 0] = np.arange(batch * segments * length).reshape(batch, segments * length, 1, 1)
-    opt = argparse.Namespace(input_size=size, new_length=length, input_5d=False, dtype='float32')
-    x = to_network_input(mx.nd.array(frames, dtype='uint8'), opt).asnumpy()
+    x = network_input(mx.nd.array(frames, dtype='uint8'), length).asnumpy()
     assert x.shape == (batch * segments, 3, length, size, size)
     red = x[:, 0, :, 0, 0]   # normalised red value of each frame: increasing with the frame index
     assert (np.diff(red.reshape(-1)) > 0).all()
-    opt.new_length = 1
-    flat = to_network_input(mx.nd.array(frames, dtype='uint8'), opt)
+    flat = network_input(mx.nd.array(frames, dtype='uint8'), 1)
     assert flat.shape == (batch * segments * length, 3, size, size)
 
 

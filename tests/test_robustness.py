@@ -9,21 +9,8 @@ import time
 import pytest
 
 import train_recognizer as tr
-from conftest import REPO, run_trainer, train_command
+from conftest import REPO, metrics_without_timing, run_trainer, snapshot, train_command
 from recognizer.errors import UserError
-
-TIMING_COLUMNS = ('samples_per_sec', 'epoch_time')
-
-
-def snapshot(folder):
-    """Names, sizes and contents of everything in a folder, to prove nothing changed."""
-    found = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, 'rb') as f:
-                found[os.path.relpath(path, folder)] = f.read()
-    return found
 
 
 @pytest.fixture
@@ -76,6 +63,35 @@ def test_bad_list_files_are_refused_with_file_and_line(case, tiny_set, tmp_path,
     import re
     assert re.search(message, err[0]), err[0]
     assert snapshot(save_dir_with_history) == before
+
+
+def refused_with_one_line(args, capsys):
+    """Run the CLI in this process: exit status 2 and the single stderr line."""
+    with pytest.raises(SystemExit) as exit_info:
+        tr.run_cli(tr.main, args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: '), err
+    return err[0]
+
+
+def test_a_list_that_is_not_text_names_its_first_bad_line(tiny_set, tmp_path, save_dir_with_history, capsys):
+    bad_list = tmp_path / 'train.avi'
+    bad_list.write_bytes(good_line(tiny_set).encode() + b'\n' + bytes(range(128, 256)) + b'\n')
+    before = snapshot(save_dir_with_history)
+    line = refused_with_one_line(train_command(tiny_set, save_dir_with_history, '--train-list', str(bad_list)), capsys)
+    assert line.startswith('error: %s:2: not a text line' % bad_list) and 'pass the list' in line
+    assert snapshot(save_dir_with_history) == before
+
+
+def test_resume_params_that_are_not_a_parameter_file_say_so(tiny_set, tmp_path, capsys):
+    notes = tmp_path / 'notes.params'
+    notes.write_text('not weights\n')
+    save = tmp_path / 'run'
+    line = refused_with_one_line(train_command(tiny_set, save, '--resume-params', str(notes)), capsys)
+    assert line == ('error: %s is not an MXNet parameter file (nd.load cannot read it); pass a .params file saved '
+                    'by train_recognizer.py or net.save_parameters, not a .states or other file' % notes)
+    assert not save.exists()
 
 
 @pytest.mark.parametrize('flags,message', [
@@ -159,13 +175,6 @@ def test_broken_sample_during_training_is_named_or_skipped_and_counted(tiny_set,
     rows = (tmp_path / 'lenient' / 'metrics.csv').read_text().splitlines()
     assert rows[0].endswith('bad_samples') and int(rows[1].split(',')[-1]) >= 1
     assert 'broken samples were replaced' in (tmp_path / 'lenient' / 'train.log').read_text()
-
-
-def metrics_without_timing(save):
-    lines = (save / 'metrics.csv').read_text().splitlines()
-    header = lines[0].split(',')
-    keep = [i for i, name in enumerate(header) if name not in TIMING_COLUMNS]
-    return [[line.split(',')[i] for i in keep] for line in lines]
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import pytest
 from mxnet import gluon
 
 import train_recognizer as tr
+from recognizer.training import build_trainer, load_batch, train_step
 from conftest import run_trainer, train_command
 
 PUBLISHED_2D = ('--mode hybrid --num-classes 101 --num-gpus 8 --num-data-workers 32 --lr-mode step --lr 0.001 '
@@ -39,9 +40,9 @@ def test_published_model_zoo_command_lines_parse_with_their_meaning(line):
     assert opt.input_size in (224, 299) and opt.new_width in (340, 450)
     if 'i3d' in line:
         assert (opt.new_length, opt.new_step, opt.batch_size, opt.wd) == (32, 2, 8, 0.0001)
-        assert opt.lr_decay_epoch == '20,40,50' and opt.scale_ratios == '1.0,0.8' and opt.prefetch_ratio == 1.0
+        assert opt.lr_decay_epoch == [20, 40, 50] and opt.scale_ratios == [1.0, 0.8] and opt.prefetch_ratio == 1.0
     else:
-        assert opt.lr_decay_epoch == '30,60,80' and opt.num_epochs == 80 and opt.save_frequency == 5
+        assert opt.lr_decay_epoch == [30, 60, 80] and opt.num_epochs == 80 and opt.save_frequency == 5
         assert opt.use_tsn == ('--use-tsn' in line) and opt.num_segments == (3 if '--use-tsn' in line else 1)
         assert opt.partial_bn == ('inceptionv3' in line) and opt.clip_grad == (40 if 'inceptionv3' in line else 0)
 
@@ -49,8 +50,9 @@ def test_published_model_zoo_command_lines_parse_with_their_meaning(line):
 def test_gluoncv_defaults_are_kept():
     opt = tr.parse_args(['--model', 'vgg16_ucf101'])
     assert (opt.batch_size, opt.num_workers, opt.num_epochs, opt.lr, opt.wd) == (25, 4, 3, 0.1, 0.0001)
+    # GluonCV's string defaults '40,60' and '1.0, 0.875, 0.75, 0.66', parsed by the flags' types.
     assert (opt.lr_decay_epoch, opt.scale_ratios, opt.save_dir, opt.logging_file) == (
-        '40,60', '1.0, 0.875, 0.75, 0.66', 'params', 'train.log')
+        [40, 60], [1.0, 0.875, 0.75, 0.66], 'params', 'train.log')
     assert opt.more_fix_crop is True and opt.max_distort == 1 and opt.num_segments == 1
 
 
@@ -107,13 +109,13 @@ def one_step_params(ctx, clips, labels):
     opt = tr.parse_args(['--model', 'vgg16_ucf101', '--num-segments', '3', '--num-classes', '3',
                          '--no-pretrained-base', '--input-size', '32', '--batch-size', str(len(labels) // len(ctx)),
                          '--lr', '0.05'])
-    opt.ctx, opt.num_workers_dist = ctx, 1
     mx.random.seed(11)
     net = tr.build_model(opt, ctx)
     net.apply(lambda block: setattr(block, '_rate', 0.0) if isinstance(block, gluon.nn.Dropout) else None)
-    trainer = tr.build_trainer(opt, net, None)
-    data, label, _ = tr.load_batch((clips, labels, 0), ctx)
-    tr.train_step(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), data, label, opt)
+    trainer = build_trainer(opt, net, None)
+    data, label, _ = load_batch((clips, labels, 0), ctx)
+    train_step(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), data, label, lambda x: tr.to_network_input(x, opt),
+               len(labels))
     return {name: p.data(ctx[0]).asnumpy() for name, p in net.collect_params().items()}, net
 
 

@@ -1,0 +1,52 @@
+"""Process set-up shared by the entry points: the devices to run on and the log handlers."""
+import logging
+import logging.handlers
+import os
+
+from .errors import UserError
+
+
+def contexts(num_gpus, cpu_contexts=1):
+    """``num_gpus`` GPUs, or ``cpu_contexts`` CPU contexts (several exercise the multi-device path)."""
+    import mxnet as mx
+    if num_gpus > 0:
+        seen = mx.context.num_gpus()
+        if seen < num_gpus:
+            raise UserError('--num-gpus %d, but this MXNet sees %d GPUs (CPU build of mxnet, or no working NVIDIA '
+                            'driver); run python scripts/check_env.py --num-gpus %d to see why, or use --num-gpus 0'
+                            % (num_gpus, seen, num_gpus))
+        return [mx.gpu(i) for i in range(num_gpus)]
+    return [mx.cpu(i) for i in range(cpu_contexts)]
+
+
+def setup_logging(logger, rank=0, log_file=None, keep_for_file=False):
+    """Console lines (prefixed with the rank on workers other than 0); with ``log_file``, also that file.
+
+    A record logged with ``extra={'console': False}`` goes to the file only (the progress bar owns
+    the console). Calling it again replaces the file handler (several runs in one process).
+    ``keep_for_file`` holds the lines logged until a later call names the file, which then starts
+    with them: the file is only created once the input has been checked.
+    """
+    fmt = logging.Formatter('%(message)s' if rank == 0 else '[rank %d] %%(message)s' % rank)
+    if not any(getattr(h, 'is_console', False) for h in logger.handlers):
+        console = logging.StreamHandler()
+        console.is_console = True
+        console.setFormatter(fmt)
+        console.addFilter(lambda record: getattr(record, 'console', True))
+        logger.addHandler(console)
+        logger.setLevel(logging.INFO)
+    held = [h for h in logger.handlers if isinstance(h, logging.handlers.MemoryHandler)]
+    if keep_for_file and not held:
+        logger.addHandler(logging.handlers.MemoryHandler(capacity=10000, flushLevel=logging.CRITICAL + 1))
+    if log_file:
+        for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            logger.removeHandler(old)
+            old.close()
+        handler = logging.FileHandler(os.path.expanduser(log_file))
+        handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+        for buffer in held:
+            buffer.setTarget(handler)
+            buffer.flush()
+            logger.removeHandler(buffer)
+        logger.addHandler(handler)
+    return logger
