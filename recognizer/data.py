@@ -24,7 +24,8 @@ Clip = namedtuple('Clip', 'path num_frames label line_no')
 # ---------------------------------------------------------------- list files
 
 def _parse_line(list_path, line_no, line):
-    fields = line.split()
+    # Split off only the last two fields: a path may hold runs of spaces or tabs, kept as they are.
+    fields = line.strip().rsplit(None, 2)
     where = '%s:%d' % (list_path, line_no)
     if len(fields) < 3:
         raise UserError('%s: expected "<clip path> <num_frames> <label>", got %r; '
@@ -39,8 +40,7 @@ def _parse_line(list_path, line_no, line):
     except ValueError:
         raise UserError('%s: label %r is not an integer; the last field must be a 0-based class '
                         'index' % (where, fields[-1])) from None
-    # Paths may contain spaces: everything before the last two fields is the path.
-    return ' '.join(fields[:-2]), num_frames, label
+    return fields[0], num_frames, label
 
 
 def _count_frames(clip_dir):
