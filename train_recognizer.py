@@ -30,7 +30,7 @@ from recognizer import checkpoint, data, evaluation, lock, options, transforms  
 from recognizer.dist import param_checksum  # noqa: E402
 from recognizer.kvstore import (Allreduce, agree_on_resume_point, average_running_stats,  # noqa: E402
                                 broadcast_initial_weights, create_kvstore, is_dist, rank_and_world_size)
-from recognizer.models import build_network  # noqa: E402
+from recognizer.models import build_network, weights_source  # noqa: E402
 from recognizer.runtime import contexts, setup_logging  # noqa: E402
 from recognizer.schedule import LRSchedule  # noqa: E402
 from recognizer.training import build_trainer, load_batch, train_step  # noqa: E402
@@ -59,6 +59,9 @@ def check_args(opt):
     if opt.video_loader and not opt.use_decord:
         raise UserError('--video-loader reads videos with decord here (GluonCV\'s mmcv path is not built): '
                         'add --use-decord')
+    if opt.finetune_from and (opt.resume_params or opt.use_pretrained):
+        raise UserError('--finetune-from starts a new run from another model\'s weights; it cannot be combined with '
+                        '%s' % ('--resume-params' if opt.resume_params else '--use-pretrained'))
     if opt.dtype not in ('float32', 'float16'):
         raise UserError('--dtype %s: choose float32 or float16 (float16 needs a GPU)' % opt.dtype)
     if opt.num_gpus == 0 and (opt.dtype == 'float16' or opt.use_amp):
@@ -145,6 +148,15 @@ def build_model(opt, ctx):
                          pretrained_base=not opt.no_pretrained_base, use_tsn=opt.use_tsn, batch_norm=opt.batch_norm,
                          partial_bn=opt.partial_bn, freeze_bn=opt.freeze_bn,
                          use_kinetics_pretrain=opt.use_kinetics_pretrain, dtype=opt.dtype)
+
+
+def finetune_from(net, opt, ctx):
+    """--finetune-from: every weight of a checkpoint (or model-zoo model) that fits; a fresh classifier."""
+    source = weights_source(opt.finetune_from)
+    net(blank_input(opt, ctx[0]))   # ends deferred initialisation: every shape is then known
+    loaded, fresh = checkpoint.load_matching_params(net, source)
+    logger.info('--finetune-from %s: loaded %d of %d parameters; initialised fresh for --num-classes %d: %s',
+                source, len(loaded), len(loaded) + len(fresh), opt.num_classes, ', '.join(fresh) or 'none')
 
 
 def warn_if_disk_is_small(opt, net, ctx):
@@ -538,6 +550,8 @@ def prepare_network(opt, ctx, kv):
     if opt.use_amp:
         amp.init()   # rewrites mx.nd/mx.sym operators: before the network is built and hybridized
     net = build_model(opt, ctx)
+    if opt.finetune_from:
+        finetune_from(net, opt, ctx)
     if kv is None or kv.rank == 0:
         warn_if_disk_is_small(opt, net, ctx)
     if opt.mode == 'hybrid':

@@ -180,7 +180,8 @@ def load_resume_meta(prefix):
         return json.load(f)
 
 
-def _param_shapes(path):
+def read_param_file(path):
+    """{parameter name: NDArray} of a .params file, or a UserError saying what the file is not."""
     from mxnet import nd
     try:
         loaded = nd.load(path)
@@ -190,7 +191,38 @@ def _param_shapes(path):
     if not isinstance(loaded, dict):
         raise UserError('%s holds unnamed arrays, not gluon parameters; pass a .params file saved by '
                         'train_recognizer.py' % path)
-    return {name.split(':', 1)[-1]: arr.shape for name, arr in loaded.items()}
+    return {name.split(':', 1)[-1]: arr for name, arr in loaded.items()}
+
+
+def _param_shapes(path):
+    return {name: arr.shape for name, arr in read_param_file(path).items()}
+
+
+def load_matching_params(net, path, min_fraction=0.5):
+    """Copy every parameter of ``path`` whose name and shape fit ``net`` (fine-tuning to another class count).
+
+    Returns (loaded names, names left as initialised). The network's shapes must be known (run a
+    forward pass first). A UserError when fewer than ``min_fraction`` of the parameters fit: the
+    file was then trained as another model.
+    """
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise UserError('--finetune-from %s does not exist; pass a .params file or a model-zoo name' % path)
+    arrays = read_param_file(path)
+    params = net._collect_params_with_prefix()
+    loaded, fresh = [], []
+    for name, param in params.items():
+        array = arrays.get(name)
+        if array is not None and array.shape == param.shape:
+            param.set_data(array)
+            loaded.append(name)
+        else:
+            fresh.append(name)
+    if len(loaded) < min_fraction * len(params):
+        raise UserError('--finetune-from %s: only %d of the %d parameters of this network fit it (e.g. %s differ '
+                        'or are missing); it was trained as another model: pass the --model (and --batch-norm) it '
+                        'was trained with' % (path, len(loaded), len(params), ', '.join(fresh[:3])))
+    return loaded, fresh
 
 
 def _mismatch_hints(net_shapes, file_shapes, model, num_classes):

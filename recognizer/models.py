@@ -193,3 +193,12 @@ def disable_bias_and_bn_decay(net):
     """--no-wd: no weight decay on biases and BatchNorm beta/gamma, as GluonCV."""
     for param in net.collect_params('.*beta|.*gamma|.*bias').values():
         param.wd_mult = 0.0
+
+
+def weights_source(path_or_model):
+    """A .params path as given, or the model cache's file for a model-zoo name (UserError when absent)."""
+    from gluoncv.model_zoo import get_model_list, model_store
+    if os.path.exists(os.path.expanduser(path_or_model)) or path_or_model.lower() not in get_model_list():
+        return path_or_model
+    with offline_model_store(path_or_model, 'the model zoo\'s weights', 'pass a .params file instead'):
+        return model_store.get_model_file(path_or_model.lower(), root=model_cache_dir())

@@ -117,6 +117,9 @@ def add_training_model_args(p):
     p.add_argument('--use-kinetics-pretrain', action='store_true',
                    help='i3d_*_ucf101: start from Kinetics400-trained I3D weights (all but the classifier; '
                         'not with --no-pretrained-base).')
+    p.add_argument('--finetune-from', type=str, default='',
+                   help='start from a .params file (or a model-zoo name, from the model cache) trained with another '
+                        '--num-classes: every weight whose name and shape fit is loaded, the classifier starts fresh.')
     p.add_argument('--partial-bn', action='store_true', help='freeze all BatchNorm layers but the first.')
     p.add_argument('--freeze-bn', action='store_true', help='freeze all BatchNorm layers.')
     p.add_argument('--use-amp', action='store_true', help='automatic mixed precision (GPU).')

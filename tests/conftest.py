@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,3 +54,35 @@ def metrics_without_timing(save):
     header = lines[0].split(',')
     keep = [i for i, name in enumerate(header) if name not in TIMING_COLUMNS]
     return [[line.split(',')[i] for i in keep] for line in lines]
+
+
+def fit_quickly(syn, params_path, steps=30, seed=0):
+    """Train VGG16-BN at 32 px on ``syn`` and save it in train_recognizer.py's checkpoint format.
+
+    train_recognizer.py needs well over a hundred SGD steps to get VGG16-BN above chance here (its dropout
+    of 0.9 before the classifier forces a small learning rate), too slow for a unit test; the same network,
+    with dropout off and Adam, learns the synthetic classes in a few dozen steps. Evaluation and fine-tuning
+    only see the saved parameters, which have the same names and shapes either way.
+    """
+    import mxnet as mx
+    from mxnet import autograd, gluon, nd
+    from recognizer import data, transforms
+    from recognizer.models import build_network
+    mx.random.seed(seed)
+    num_classes = len(syn['classes'])
+    net = build_network('vgg16_ucf101', num_classes, [mx.cpu()], pretrained_base=False, batch_norm=True)
+    net.apply(lambda block: setattr(block, '_rate', 0.0) if isinstance(block, gluon.nn.Dropout) else None)
+    clips = data.read_clip_list(syn['train_list_rawframes'], syn['rawframes_dir'], num_classes)
+    dataset = data.ClipDataset(clips, lambda frames, rng: transforms.train_transform(frames, rng, 32, [1.0, 0.875]),
+                               train=True, num_segments=1)
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 2e-4})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    rng = np.random.default_rng(seed)
+    for step in range(steps):
+        batch = data.batchify([dataset[(int(i), step)] for i in rng.choice(len(clips), 8, replace=False)])
+        x = transforms.normalize_on_device(nd.array(batch[0], dtype='uint8')).reshape((-1, 3, 32, 32))
+        with autograd.record():
+            loss = loss_fn(net(x), nd.array(batch[1]))
+        loss.backward()
+        trainer.step(8)
+    net.save_parameters(params_path)
