@@ -23,6 +23,7 @@ import time
 from recognizer.errors import UserError, run_cli
 
 import mxnet as mx  # noqa: E402  (after recognizer: it prepares CUDA libraries on GPU hosts)
+import numpy as np  # noqa: E402
 from mxnet import gluon, nd  # noqa: E402
 from mxnet.contrib import amp  # noqa: E402
 
@@ -30,10 +31,10 @@ from recognizer import checkpoint, data, evaluation, lock, options, transforms  
 from recognizer.dist import param_checksum  # noqa: E402
 from recognizer.kvstore import (Allreduce, agree_on_resume_point, average_running_stats,  # noqa: E402
                                 broadcast_initial_weights, create_kvstore, is_dist, rank_and_world_size)
-from recognizer.models import build_network, weights_source  # noqa: E402
+from recognizer.models import build_network, factory_accepts, weights_source  # noqa: E402
 from recognizer.runtime import contexts, setup_logging  # noqa: E402
 from recognizer.schedule import LRSchedule  # noqa: E402
-from recognizer.training import build_trainer, load_batch, train_step  # noqa: E402
+from recognizer.training import Objective, build_trainer, load_batch, train_step  # noqa: E402
 
 logger = logging.getLogger('train_recognizer')
 
@@ -62,6 +63,13 @@ def check_args(opt):
     if opt.finetune_from and (opt.resume_params or opt.use_pretrained):
         raise UserError('--finetune-from starts a new run from another model\'s weights; it cannot be combined with '
                         '%s' % ('--resume-params' if opt.resume_params else '--use-pretrained'))
+    if opt.teacher_params and not opt.teacher:
+        raise UserError('--teacher-params %s: name the teacher\'s architecture with --teacher (e.g. --teacher '
+                        'vgg16_ucf101)' % opt.teacher_params)
+    if opt.mixup and opt.mixup_alpha <= 0:
+        raise UserError('--mixup-alpha must be above 0 (the Beta distribution\'s parameter), got %g' % opt.mixup_alpha)
+    if not 0 <= opt.hard_weight <= 1:
+        raise UserError('--hard-weight must be between 0 and 1, got %g' % opt.hard_weight)
     if opt.dtype not in ('float32', 'float16'):
         raise UserError('--dtype %s: choose float32 or float16 (float16 needs a GPU)' % opt.dtype)
     if opt.num_gpus == 0 and (opt.dtype == 'float16' or opt.use_amp):
@@ -147,7 +155,38 @@ def build_model(opt, ctx):
                          use_pretrained=opt.use_pretrained, hashtag=opt.hashtag,
                          pretrained_base=not opt.no_pretrained_base, use_tsn=opt.use_tsn, batch_norm=opt.batch_norm,
                          partial_bn=opt.partial_bn, freeze_bn=opt.freeze_bn,
-                         use_kinetics_pretrain=opt.use_kinetics_pretrain, dtype=opt.dtype)
+                         use_kinetics_pretrain=opt.use_kinetics_pretrain, dtype=opt.dtype,
+                         factory_kwargs=factory_options(opt))
+
+
+def factory_options(opt):
+    """--last-gamma, --use_se, --use-gn go to the model factory that takes them; elsewhere a warning."""
+    asked = [(flag, kwarg) for flag, kwarg, on in (('--last-gamma', 'last_gamma', opt.last_gamma),
+                                                   ('--use_se', 'use_se', opt.use_se),
+                                                   ('--use-gn', 'use_gn', opt.use_gn)) if on]
+    taken = {kwarg: True for flag, kwarg in asked if factory_accepts(opt.model, kwarg)}
+    for flag, kwarg in asked:
+        if kwarg not in taken:
+            logger.warning('%s has no effect for --model %s (its model-zoo factory does not take %s); GluonCV\'s '
+                           'script ignores it too', flag, opt.model, kwarg)
+    return taken
+
+
+def build_teacher(opt, ctx):
+    """--teacher: the distillation teacher, from --teacher-params or the model zoo's weights; None without."""
+    if not opt.teacher:
+        return None
+    batch_norm = bool(opt.teacher_params) and opt.teacher.startswith('vgg16') and \
+        checkpoint.has_batch_norm(os.path.expanduser(opt.teacher_params))
+    teacher = build_network(opt.teacher, opt.num_classes, ctx, num_segments=opt.num_segments,
+                            use_pretrained=not opt.teacher_params, pretrained_base=False, use_tsn=opt.use_tsn,
+                            batch_norm=batch_norm, dtype=opt.dtype)
+    if opt.teacher_params:
+        checkpoint.load_params(teacher, opt.teacher_params, ctx, opt.teacher, opt.num_classes, batch_norm,
+                               flag='--teacher-params')
+    if opt.mode == 'hybrid':
+        teacher.hybridize(static_alloc=True, static_shape=True)
+    return teacher
 
 
 def finetune_from(net, opt, ctx):
@@ -246,7 +285,7 @@ def exit_now(code):
 class Run(object):
     """One training run: what is trained, on what, and how far it has come."""
 
-    def __init__(self, opt, net, trainer, kv, ctx, loaders, stop):
+    def __init__(self, opt, net, trainer, kv, ctx, loaders, stop, teacher=None):
         self.opt, self.net, self.trainer, self.kv, self.ctx = opt, net, trainer, kv, ctx
         self.rank, self.world_size = rank_and_world_size(kv)
         self.allreduce = Allreduce(kv) if is_dist(kv) else None
@@ -254,7 +293,8 @@ class Run(object):
         self.iters_per_epoch = len(self.train_sampler)
         self.schedule = LRSchedule(opt.lr_mode, opt.lr, opt.num_epochs, self.iters_per_epoch,
                                    opt.warmup_epochs, opt.warmup_lr, decay_epochs(opt), opt.lr_decay)
-        self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.objective = Objective(opt.num_classes, opt.label_smoothing, teacher, opt.temperature, opt.hard_weight)
+        self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()   # validation: plain cross-entropy on the labels
         # Gradients are summed over every clip of a step on all devices and workers, then normalised.
         self.step_size = opt.batch_size * len(ctx) * opt.accumulate * self.world_size
         self.is_writer = self.rank == 0
@@ -285,9 +325,9 @@ class Run(object):
             lr = self.schedule(self.epoch * num_iter + i)
             self.trainer.set_learning_rate(lr)
             data_parts, label_parts, bad = load_batch(batch, ctx)
-            stats = train_step(self.net, self.trainer, self.loss_fn, data_parts, label_parts,
+            stats = train_step(self.net, self.trainer, self.objective, data_parts, label_parts,
                                lambda x: to_network_input(x, opt), self.step_size, use_amp=opt.use_amp,
-                               step=(i + 1) % opt.accumulate == 0)
+                               step=(i + 1) % opt.accumulate == 0, lam=self.mixup_weight(i))
             loss_sum = loss_sum + sum(s[0].as_in_context(ctx[0]) for s in stats)
             correct = correct + sum(s[1].as_in_context(ctx[0]) for s in stats)
             acc['count'] += len(batch[1])
@@ -307,6 +347,13 @@ class Run(object):
         acc['seconds'] += time.time() - tic
         self.check_finite(i)
         self.start_iter = i + 1
+
+    def mixup_weight(self, i):
+        """This iteration's Beta(alpha, alpha) mixup weight, a function of (seed, epoch, iteration); None when off."""
+        opt = self.opt
+        if not opt.mixup or self.epoch >= opt.num_epochs - opt.mixup_off_epoch:
+            return None
+        return float(np.random.default_rng([opt.seed, self.epoch, i]).beta(opt.mixup_alpha, opt.mixup_alpha))
 
     def check_finite(self, i):
         if not math.isfinite(self.acc['loss']):
@@ -583,7 +630,7 @@ def main(argv=None):
     batch_size = opt.batch_size * len(ctx)
     loaders = make_loaders(opt, train_set, val_set, batch_size, rank, world_size)
     net, trainer = prepare_network(opt, ctx, kv)
-    run = Run(opt, net, trainer, kv, ctx, loaders, stop)
+    run = Run(opt, net, trainer, kv, ctx, loaders, stop, teacher=build_teacher(opt, ctx))
     run.resume()
     logger.info(opt)
     logger.info('%d training and %d validation clips; total batch %d on %s',

@@ -198,6 +198,11 @@ def _param_shapes(path):
     return {name: arr.shape for name, arr in read_param_file(path).items()}
 
 
+def has_batch_norm(path):
+    """Whether a .params file holds BatchNorm statistics (a VGG16-BN checkpoint, for vgg16_* models)."""
+    return any(name.endswith('running_mean') for name in read_param_file(path))
+
+
 def load_matching_params(net, path, min_fraction=0.5):
     """Copy every parameter of ``path`` whose name and shape fit ``net`` (fine-tuning to another class count).
 
@@ -237,10 +242,10 @@ def _mismatch_hints(net_shapes, file_shapes, model, num_classes):
     return hints
 
 
-def _check_params_fit(net, path, model, num_classes, batch_norm):
+def _check_params_fit(net, path, model, num_classes, batch_norm, flag):
     """UserError naming what differs when the file's parameters cannot belong to ``net``."""
     if not os.path.isfile(path):
-        raise UserError('--resume-params %s does not exist; pass a .params file from the training --save-dir' % path)
+        raise UserError('%s %s does not exist; pass a .params file from the training --save-dir' % (flag, path))
     file_shapes = _param_shapes(path)
     net_shapes = {name: p.shape for name, p in net._collect_params_with_prefix().items()}
     missing = sorted(set(net_shapes) - set(file_shapes))
@@ -262,11 +267,11 @@ def _check_params_fit(net, path, model, num_classes, batch_norm):
                                       '; '.join(details), ''.join('; ' + h for h in hints)))
 
 
-def load_params(net, path, ctx, model, num_classes, batch_norm=False):
+def load_params(net, path, ctx, model, num_classes, batch_norm=False, flag='--resume-params'):
     """Load a .params file into ``net``, or a UserError saying why it does not fit (never a traceback)."""
     from mxnet import base
     path = os.path.expanduser(path)
-    _check_params_fit(net, path, model, num_classes, batch_norm)
+    _check_params_fit(net, path, model, num_classes, batch_norm, flag)
     try:
         net.load_parameters(path, ctx=ctx)
     except (base.MXNetError, AssertionError, ValueError) as err:

@@ -77,14 +77,15 @@ def _vgg_with_batch_norm(num_classes, pretrained_base, num_segments, num_crop):
                           num_crop=num_crop, dropout_ratio=0.9, init_std=0.001, batch_norm=True)
 
 
-def _accepts(model_name, kwarg):
+def factory_accepts(model_name, kwarg):
+    """Whether gluoncv's factory for ``model_name`` names ``kwarg`` among its parameters."""
     import inspect
     from gluoncv.model_zoo.model_zoo import _models
     return kwarg in inspect.signature(_models[model_name.lower()]).parameters
 
 
 def _create(model, num_classes, pretrained_base, num_segments, num_crop, use_pretrained, hashtag, use_tsn,
-            batch_norm, partial_bn, freeze_bn, use_kinetics_pretrain):
+            batch_norm, partial_bn, freeze_bn, use_kinetics_pretrain, factory_kwargs):
     from gluoncv.model_zoo import get_model
     if batch_norm and model.startswith('vgg16_'):
         if use_pretrained:
@@ -95,15 +96,16 @@ def _create(model, num_classes, pretrained_base, num_segments, num_crop, use_pre
                   pretrained_base=pretrained_base, num_segments=num_segments, num_crop=num_crop)
     if use_tsn:
         kwargs['use_tsn'] = True
-    if partial_bn or _accepts(model, 'partial_bn'):
+    if partial_bn or factory_accepts(model, 'partial_bn'):
         # As GluonCV's CLI: the flag's value, never the factory's own default (True for inceptionv3_ucf101).
         kwargs['partial_bn'] = partial_bn
     if freeze_bn:
         kwargs['bn_frozen'] = True
-    if _accepts(model, 'use_kinetics_pretrain'):
+    if factory_accepts(model, 'use_kinetics_pretrain'):
         # gluoncv defaults this to True (download Kinetics400 weights even with pretrained_base=False);
         # here it is the explicit --use-kinetics-pretrain choice.
         kwargs['use_kinetics_pretrain'] = use_kinetics_pretrain
+    kwargs.update(factory_kwargs or {})
     return get_model(model, **kwargs)
 
 
@@ -126,12 +128,13 @@ def avoid_onednn_conv3d_batchnorm_crash(net, ctx):
 
 def build_network(model, num_classes, ctx, num_segments=1, num_crop=1, use_pretrained=False, hashtag='',
                   pretrained_base=True, use_tsn=False, batch_norm=False, partial_bn=False, freeze_bn=False,
-                  use_kinetics_pretrain=False, dtype='float32'):
+                  use_kinetics_pretrain=False, dtype='float32', factory_kwargs=None):
     """The model-zoo network ``model``, initialised on the list of contexts ``ctx``.
 
     ``pretrained_base`` asks for ImageNet backbone weights (ignored with ``use_pretrained``, which
     loads the whole recognizer); ``use_kinetics_pretrain`` starts i3d_*_ucf101 from Kinetics400
-    weights (only when neither of the other two says otherwise).
+    weights (only when neither of the other two says otherwise). ``factory_kwargs`` go to the
+    model-zoo factory as they are (see ``factory_accepts``).
     """
     from gluoncv.model_zoo import get_model_list
     if model.lower() not in get_model_list():
@@ -142,7 +145,7 @@ def build_network(model, num_classes, ctx, num_segments=1, num_crop=1, use_pretr
     what = 'pretrained weights' if use_pretrained else 'ImageNet-pretrained base weights'
     way_out = {}
     if use_kinetics_pretrain:
-        if not _accepts(model, 'use_kinetics_pretrain'):
+        if not factory_accepts(model, 'use_kinetics_pretrain'):
             raise UserError('--use-kinetics-pretrain: --model %s has no Kinetics400-pretrained start; it exists '
                             'for i3d_*_ucf101 models. Drop the flag' % model)
         # The Kinetics400 weights replace every layer but the classifier: ImageNet weights are not needed.
@@ -152,7 +155,7 @@ def build_network(model, num_classes, ctx, num_segments=1, num_crop=1, use_pretr
                               '--no-pretrained-base to train from scratch')
     with offline_model_store(model, what, **way_out), tolerate_uninitialized_reset_ctx():
         net = _create(model, num_classes, pretrained_base, num_segments, num_crop, use_pretrained, hashtag,
-                      use_tsn, batch_norm, partial_bn, freeze_bn, use_kinetics_pretrain)
+                      use_tsn, batch_norm, partial_bn, freeze_bn, use_kinetics_pretrain, factory_kwargs)
     with warnings.catch_warnings():
         # Parameters that came initialised (pretrained or the classifier) are left as they are.
         warnings.simplefilter('ignore')

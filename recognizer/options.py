@@ -52,20 +52,25 @@ def add_list_args(p, workers=4, train_list=True):
                    help='replace (training) or leave out (evaluation) samples that cannot be decoded, and count them.')
 
 
-def add_view_args(p, num_segments):
+def add_view_args(p, num_segments=1, new_height=0, new_width=0):
     """How a clip becomes network input: segments, frames per segment, frame and crop size.
 
-    ``num_segments`` is the script's default: 1 for training (GluonCV), 25 for the TSN test protocol.
+    The defaults are the script's: GluonCV's test script resizes to 340x256, its training script
+    keeps the frames; inference.py takes the 25 segments of the TSN test protocol.
     """
     p.add_argument('--num-segments', type=int, default=num_segments, help='TSN segments per clip.')
-    p.add_argument('--new-height', type=int, default=0, help='resize frames to this height (0: keep).')
-    p.add_argument('--new-width', type=int, default=0, help='resize frames to this width (0: keep).')
+    p.add_argument('--new-height', type=int, default=new_height, help='resize frames to this height (0: keep).')
+    p.add_argument('--new-width', type=int, default=new_width, help='resize frames to this width (0: keep).')
     p.add_argument('--new-length', type=int, default=1, help='consecutive frames per segment.')
     p.add_argument('--new-step', type=int, default=1, help='step between those frames.')
     p.add_argument('--input-size', type=int, default=224, help='network input side.')
     p.add_argument('--num-crop', type=int, default=1, choices=CROPS,
                    help='crops per segment (evaluation; --ten-crop/--three-crop set it to 10/3).')
     p.add_argument('--input-5d', action='store_true', help='5-D input (N, C, T, H, W) for 3-D CNNs.')
+    p.add_argument('--slowfast', action='store_true',
+                   help='SlowFast sampling: fast-pathway frames, then the slow pathway\'s subsample (NAG in training).')
+    p.add_argument('--slow-temporal-stride', type=int, default=16, help='frame stride of the slow pathway.')
+    p.add_argument('--fast-temporal-stride', type=int, default=2, help='frame stride of the fast pathway.')
 
 
 def add_network_args(p, model_required=True):
@@ -92,6 +97,9 @@ def add_test_args(p):
                         'UCF101 names when there are 101 classes, else the class numbers.')
     p.add_argument('--score-average', type=str, default='softmax', choices=['softmax', 'logits'],
                    help='average per-view softmax scores (TSN protocol) or logits (ranks as GluonCV\'s script).')
+    p.add_argument('--use-softmax', action='store_true',
+                   help='GluonCV\'s softmax over the averaged scores: ranks as without it; reported scores '
+                        'here are always probabilities (see --score-average).')
     p.add_argument('--views-per-pass', type=int, default=50,
                    help='most views (images) per forward pass per device; bounds memory.')
 
@@ -125,9 +133,32 @@ def add_training_model_args(p):
     p.add_argument('--use-amp', action='store_true', help='automatic mixed precision (GPU).')
 
 
-def add_optim_args(p):
-    """SGD and its learning-rate schedule."""
-    p.add_argument('--batch-size', type=int, default=25, help='clips per device.')
+def add_regularisation_args(p):
+    """Label smoothing, mixup, distillation, and GluonCV's model options for image backbones."""
+    p.add_argument('--label-smoothing', action='store_true',
+                   help='soft targets: 0.9 + 0.1/C on the true class, 0.1/C elsewhere (eta 0.1, as GluonCV).')
+    p.add_argument('--mixup', action='store_true',
+                   help='mix each batch with itself reversed, clips and targets, with a Beta(alpha, alpha) weight.')
+    p.add_argument('--mixup-alpha', type=float, default=0.2, help='alpha of the mixup Beta distribution.')
+    p.add_argument('--mixup-off-epoch', type=int, default=0, help='train the last N epochs without mixup.')
+    p.add_argument('--teacher', type=str, default=None,
+                   help='model-zoo name of a teacher for distillation (its weights: --teacher-params, or the '
+                        'model zoo\'s from the model cache).')
+    p.add_argument('--teacher-params', type=str, default='',
+                   help='ours: a .params of the teacher trained here (same --num-classes and input layout).')
+    p.add_argument('--temperature', type=float, default=20, help='distillation temperature.')
+    p.add_argument('--hard-weight', type=float, default=0.5,
+                   help='weight of the loss on the labels in distillation (the teacher\'s gets 1 - this).')
+    p.add_argument('--last-gamma', action='store_true',
+                   help='zero-init the last BN gamma of each block, where the model factory takes it.')
+    p.add_argument('--use_se', action='store_true', help='SE layers, where the model factory takes it.')
+    p.add_argument('--use-gn', action='store_true', help='group norm, where the model factory takes it.')
+
+
+def add_optim_args(p, batch_size=True):
+    """SGD and its learning-rate schedule (``batch_size=False``: the script declares its own)."""
+    if batch_size:
+        p.add_argument('--batch-size', type=int, default=25, help='clips per device.')
     p.add_argument('--num-epochs', type=int, default=3, help='training epochs.')
     p.add_argument('--lr', type=float, default=0.1, help='learning rate.')
     p.add_argument('--momentum', type=float, default=0.9, help='SGD momentum.')
@@ -170,9 +201,17 @@ def training_parser():
     add_augmentation_args(parser)
     add_network_args(parser)
     add_training_model_args(parser)
+    add_regularisation_args(parser)
     add_optim_args(parser)
     add_run_args(parser)
     return parser
+
+
+def mark_without_effect(parser, keep, why):
+    """Say in --help that every flag whose dest is not in ``keep`` is accepted but does nothing here."""
+    for action in parser._actions:
+        if action.option_strings and action.dest not in keep and action.dest != 'help':
+            action.help = '%s; no effect here.' % why
 
 
 # ---------------------------------------------------------------- checks shared by the scripts

@@ -308,11 +308,11 @@ def build_step(t):
 def compute_bound(t, net, trainer, batch, iters):
     """Samples/s of forward, backward and update on one batch that is already on the device."""
     import mxnet as mx
-    from mxnet import gluon, nd
+    from mxnet import nd
     from recognizer import transforms
-    from recognizer.training import load_batch, train_step
+    from recognizer.training import Objective, load_batch, train_step
     ctx = [mx.cpu()]
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    loss_fn = Objective(t.num_classes)
     data_parts, label_parts, _ = load_batch(batch, ctx)
     loss_sum = nd.zeros((1,), ctx=ctx[0])
     nd.waitall()

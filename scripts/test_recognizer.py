@@ -25,16 +25,30 @@ from recognizer.errors import run_cli  # noqa: E402
 from recognizer.runtime import setup_logging  # noqa: E402
 
 
+# What GluonCV's test script parses but (as there) does not use: its training flags.
+TAKES_EFFECT = {'dataset', 'data_dir', 'val_data_dir', 'val_list', 'num_workers', 'prefetch_ratio', 'video_loader',
+                'use_decord', 'skip_bad_samples', 'num_segments', 'new_height', 'new_width', 'new_length',
+                'new_step', 'input_size', 'num_crop', 'input_5d', 'model', 'num_classes', 'use_pretrained',
+                'hashtag', 'use_tsn', 'batch_norm', 'mode', 'dtype', 'num_gpus', 'resume_params', 'ten_crop',
+                'three_crop', 'class_index', 'score_average', 'use_softmax', 'views_per_pass', 'batch_size',
+                'save_dir', 'log_interval'}
+
+
 def build_parser():
+    """Every flag of GluonCV's test_recognizer.py, with its defaults, and the test protocol's own."""
     parser = argparse.ArgumentParser(description='Test a trained model for action recognition (TSN protocol).')
-    options.add_list_args(parser, workers=2, train_list=False)
-    options.add_view_args(parser, num_segments=25)
+    options.add_list_args(parser)
+    options.add_view_args(parser, num_segments=1, new_height=256, new_width=340)
     options.add_network_args(parser)
     options.add_test_args(parser)
-    parser.add_argument('--batch-size', type=int, default=1,
+    parser.add_argument('--batch-size', type=int, default=32,
                         help='accepted for compatibility: clips are evaluated one by one, see --views-per-pass.')
-    parser.add_argument('--save-dir', type=str, default='test_results', help='folder for the reports.')
-    parser.add_argument('--log-interval', type=int, default=50, help='clips between progress lines.')
+    options.add_augmentation_args(parser)
+    options.add_training_model_args(parser)
+    options.add_regularisation_args(parser)
+    options.add_optim_args(parser, batch_size=False)
+    options.add_run_args(parser)
+    options.mark_without_effect(parser, TAKES_EFFECT, 'training flag, accepted as GluonCV\'s test script does')
     return parser
 
 

@@ -233,6 +233,7 @@ def eval_args(root, params, save_dir, *extra):
     syn = os.path.join(root, 'syn')
     return ['--model', 'vgg16_ucf101', '--num-classes', '4', '--batch-norm', '--resume-params', params,
             '--data-dir', os.path.join(syn, 'rawframes'), '--input-size', '32', '--save-dir', save_dir,
+            '--new-height', '0', '--new-width', '0',   # the frames as they are, not GluonCV's default 340x256
             '--val-list', os.path.join(syn, 'ucfTrainTestlist', 'ucf101_val_split_1_rawframes.txt'),
             '--class-index', os.path.join(syn, 'ucfTrainTestlist', 'classInd.txt'), '-j', '1'] + list(extra)
 

@@ -10,7 +10,7 @@ import pytest
 from mxnet import gluon
 
 import train_recognizer as tr
-from recognizer.training import build_trainer, load_batch, train_step
+from recognizer.training import Objective, build_trainer, load_batch, train_step
 from conftest import run_trainer, train_command
 
 PUBLISHED_2D = ('--mode hybrid --num-classes 101 --num-gpus 8 --num-data-workers 32 --lr-mode step --lr 0.001 '
@@ -114,8 +114,7 @@ def one_step_params(ctx, clips, labels):
     net.apply(lambda block: setattr(block, '_rate', 0.0) if isinstance(block, gluon.nn.Dropout) else None)
     trainer = build_trainer(opt, net, None)
     data, label, _ = load_batch((clips, labels, 0), ctx)
-    train_step(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(), data, label, lambda x: tr.to_network_input(x, opt),
-               len(labels))
+    train_step(net, trainer, Objective(3), data, label, lambda x: tr.to_network_input(x, opt), len(labels))
     return {name: p.data(ctx[0]).asnumpy() for name, p in net.collect_params().items()}, net
 
 
