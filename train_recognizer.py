@@ -302,6 +302,7 @@ class Run(object):
         self.epoch, self.start_iter = opt.resume_epoch, 0
         self.acc = self.fresh_accumulators()
         self.stop = stop
+        self.writer = checkpoint.BackgroundWriter()
         self.tb = None
         self.name = '%s-%s' % (opt.dataset, opt.model)
 
@@ -402,37 +403,55 @@ class Run(object):
             logger.info('[Epoch %03d] validation: acc-top1=%f acc-top5=%f loss=%f',
                         epoch, row['val_top1'] * 100, row['val_top5'] * 100, row['val_loss'])
         self.rows.append(row)
-        if self.is_writer:
-            self.save_epoch_outputs(row)
         self.epoch, self.start_iter, self.acc = epoch + 1, 0, self.fresh_accumulators()
         if self.is_writer:
-            self.save_resume_point()
+            self.save_epoch_outputs(row)
 
     def save_epoch_outputs(self, row):
-        """GluonCV's checkpoints (best, every --save-frequency, last), metrics.csv, the plot."""
+        """metrics.csv now; the checkpoints (resume point, best, every --save-frequency, last) and the plot
+        from a snapshot in host memory, written by the background writer while the next epoch trains."""
         opt, epoch, d = self.opt, row['epoch'], self.opt.save_dir
+        last = epoch + 1 == opt.num_epochs
+        prefixes = []
+        resume = last or (epoch + 1) % opt.resume_every == 0
+        if resume:
+            prefixes.append(checkpoint.resume_prefix(d, self.epoch, self.start_iter))
+        if not opt.train_only and row['val_top1'] > self.best_top1:
+            self.best_top1 = row['val_top1']
+            self.best_prefix = os.path.join(d, '%.4f-%s-%03d-best' % (self.best_top1, self.name, epoch))
+            prefixes.append(self.best_prefix)
+        if last or (opt.save_frequency and (epoch + 1) % opt.save_frequency == 0 and not opt.train_only):
+            prefixes.append(os.path.join(d, '%s-%03d' % (self.name, epoch)))
         with self.naming_the_intact_checkpoint():
-            if not opt.train_only and row['val_top1'] > self.best_top1:
-                self.best_top1 = row['val_top1']
-                self.best_prefix = os.path.join(d, '%.4f-%s-%03d-best' % (self.best_top1, self.name, epoch))
-                checkpoint.save_params_and_states(self.best_prefix, self.net, self.trainer)
-            periodic = opt.save_frequency and (epoch + 1) % opt.save_frequency == 0 and not opt.train_only
-            if periodic or epoch + 1 == opt.num_epochs:
-                checkpoint.save_params_and_states(os.path.join(d, '%s-%03d' % (self.name, epoch)),
-                                                  self.net, self.trainer)
             checkpoint.write_metrics(os.path.join(d, 'metrics.csv'), self.rows)
-            checkpoint.plot_history(os.path.join(d, '%s-history.png' % self.name), self.rows, self.name)
+            self.writer.submit(self.checkpoint_job(prefixes, self.resume_meta() if resume else None))
         if self.tb is not None:
             for key in ('train_loss', 'train_acc', 'val_loss', 'val_top1', 'val_top5', 'lr'):
                 self.tb.add_scalar(key, row[key], epoch)
             self.tb.flush()
 
-    def save_resume_point(self):
-        meta = {'epoch': self.epoch, 'iteration': self.start_iter, 'rows': self.rows,
-                'best_top1': self.best_top1, 'best_prefix': self.best_prefix, 'acc': self.acc,
+    def checkpoint_job(self, prefixes, meta):
+        """What the writer does for an epoch: the snapshot is taken now, the files are written later."""
+        snapshot = checkpoint.Snapshot(self.net, self.trainer) if prefixes else None
+        rows, d, name = list(self.rows), self.opt.save_dir, self.name
+
+        def job():
+            if snapshot is not None:
+                checkpoint.write_checkpoints(snapshot, prefixes, d, meta)
+            checkpoint.plot_history(os.path.join(d, '%s-history.png' % name), rows, name)
+        return job
+
+    def resume_meta(self):
+        # Copies: the writer serialises them while training goes on.
+        return {'epoch': self.epoch, 'iteration': self.start_iter, 'rows': [dict(r) for r in self.rows],
+                'best_top1': self.best_top1, 'best_prefix': self.best_prefix, 'acc': dict(self.acc),
                 'model': self.opt.model, 'num_classes': self.opt.num_classes, 'seed': self.opt.seed}
+
+    def save_resume_point(self):
+        """A resume point written now (a stop), after whatever the writer still has in flight."""
         with self.naming_the_intact_checkpoint():
-            return checkpoint.save_resume_point(self.opt.save_dir, self.net, self.trainer, meta)
+            self.writer.wait()
+            return checkpoint.save_resume_point(self.opt.save_dir, self.net, self.trainer, self.resume_meta())
 
     @contextlib.contextmanager
     def naming_the_intact_checkpoint(self):
@@ -513,6 +532,8 @@ class Run(object):
         if self.stop.signal is not None and self.epoch < opt.num_epochs:
             return self.stopped()
         mx.nd.waitall()
+        with self.naming_the_intact_checkpoint():
+            self.writer.wait()
         if self.allreduce:
             checksum = param_checksum(self.net.collect_params())
             print('[rank %d] param checksum: %s' % (self.rank, checksum), flush=True)

@@ -181,6 +181,9 @@ def add_run_args(p):
     p.add_argument('--kvstore', type=str, default=None, help='local, device, dist_sync, dist_sync_device, dist_async.')
     p.add_argument('--save-frequency', type=int, default=10, help='save a checkpoint every N epochs.')
     p.add_argument('--save-dir', type=str, default='params', help='output folder.')
+    p.add_argument('--resume-every', type=int, default=1,
+                   help='ours: write a resume point every N epochs (and after the last epoch and on a stop); '
+                        'a crash then loses up to N-1 epochs.')
     p.add_argument('--resume-epoch', type=int, default=0, help='epoch to resume from.')
     p.add_argument('--resume-states', type=str, default='', help='.states file to start from.')
     p.add_argument('--auto-resume', action='store_true', help='continue from the newest checkpoint in --save-dir.')

@@ -63,6 +63,10 @@ def parse_args(argv=None):
     p.add_argument('--cpu-step', action='store_true',
                    help='instead: time one TSN train step at --input-size under each CPU setting (fp32 imperative, '
                         'fp32 hybrid, bf16 AMP hybrid when the CPU has avx512_bf16) and print where the time goes.')
+    p.add_argument('--checkpoint-cost', action='store_true',
+                   help='instead: the time an epoch\'s checkpoints take off training, at --input-size, written '
+                        'synchronously (resume point + best + last, each .params + .states, fsynced) against '
+                        'the snapshot the background writer needs (and how long the writer then works).')
     p.add_argument('--step-clips', type=int, default=2, help='clips per step for --cpu-step.')
     p.add_argument('--step-iters', type=int, default=3, help='timed steps per setting for --cpu-step.')
     p.add_argument('--stage', type=str, default=None, help=argparse.SUPPRESS)  # child-process entry
@@ -427,6 +431,38 @@ def step_stage(opt, variant):
             'top': top_operators(mx.profiler.dumps(reset=True))}
 
 
+def checkpoint_cost_main(opt):
+    """Seconds an epoch's checkpoints cost the training thread: synchronous writes vs a snapshot."""
+    import mxnet as mx
+    from recognizer import checkpoint
+    t = trainer_opt(opt, opt.data_dir, os.path.join(opt.data_dir, 'train_list.txt'), opt.input_size)
+    net, trainer = build_step(t)
+    batch = (np.zeros((1, NUM_SEGMENTS, opt.input_size, opt.input_size, 3), np.uint8), np.zeros(1, np.int32), 0)
+    compute_bound(t, net, trainer, batch, 1)    # weights and momentum exist
+    mx.nd.waitall()
+    folder = tempfile.mkdtemp(prefix='ckpt-', dir=opt.work_dir or None)
+    prefixes = [os.path.join(folder, name) for name in ('resume', 'best', 'last')]
+    tic = time.time()
+    for prefix in prefixes:
+        checkpoint.save_params_and_states(prefix, net, trainer)
+    synchronous = time.time() - tic
+    size = sum(os.path.getsize(p + ext) for p in prefixes for ext in ('.params', '.states'))
+    tic = time.time()
+    snapshot = checkpoint.Snapshot(net, trainer)
+    on_training_path = time.time() - tic
+    tic = time.time()
+    checkpoint.write_checkpoints(snapshot, [p + '-2' for p in prefixes], folder)
+    writer = time.time() - tic
+    shutil.rmtree(folder, ignore_errors=True)
+    print('vgg16_ucf101 TSN at %d px: one checkpoint is %.0f MB (.params + .states)' % (opt.input_size, size / 3e6))
+    print('  before: resume point + best + last written and fsynced in the training thread: %.2f s (%.0f MB)'
+          % (synchronous, size / 1e6))
+    print('  now:    snapshot to host memory in the training thread: %.2f s; the writer thread then writes '
+          'once and hard-links twice: %.2f s' % (on_training_path, writer))
+    print('checkpoint_seconds_on_training_path: %.2f -> %.2f' % (synchronous, on_training_path))
+    return 0
+
+
 def cpu_step_main(opt):
     variants = ['imperative', 'hybrid'] + (['bf16'] if cpu_has_bf16() else [])
     print('vgg16_ucf101 TSN train step on the CPU: %d clips x %d segments at %d px, %d timed steps each; '
@@ -511,10 +547,12 @@ def driver_main(opt):
     try:
         tic = time.time()
         loader_clips = 64 if opt.quick else 256
-        list_path, jpeg_bytes = write_dataset(work, 4 if opt.cpu_step else loader_clips)
+        list_path, jpeg_bytes = write_dataset(work, 4 if opt.cpu_step or opt.checkpoint_cost else loader_clips)
         opt.data_dir = work
         if opt.cpu_step:
             return cpu_step_main(opt)
+        if opt.checkpoint_cost:
+            return checkpoint_cost_main(opt)
         print('data: %d clips of 30 frames %dx%d, mean JPEG %.1f KB, in %s (%.1f s)'
               % (loader_clips, FRAME_W, FRAME_H, jpeg_bytes / 1024, work, time.time() - tic))
         ours, gluon = [], []

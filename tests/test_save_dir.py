@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from conftest import REPO, metrics_without_timing, run_trainer, snapshot, train_command
@@ -129,3 +130,40 @@ def test_every_resume_point_damaged_stops_and_changes_nothing(tiny_set, two_epoc
     assert errors[0].startswith('error: --auto-resume: no usable resume point in %s/resume (' % save)
     assert newest in errors[0] and first in errors[0] and 'move resume/ aside' in errors[0]
     assert snapshot(save) == before
+
+
+def assert_no_partial_checkpoint(save):
+    """Every checkpoint file under its final name is whole: .params load, resume points match their .json."""
+    from mxnet import nd
+    for root, _, files in os.walk(str(save)):
+        for name in files:
+            if name.endswith('.params') and '.tmp-' not in name:
+                assert nd.load(os.path.join(root, name)), name
+    for prefix in checkpoint.resume_point_prefixes(str(save)):
+        damage = checkpoint.resume_point_damage(prefix)
+        assert damage is None or 'write was interrupted' in damage, (prefix, damage)
+
+
+@pytest.mark.slow
+def test_kill9_at_random_moments_then_auto_resume_ends_bit_identical(tiny_set, tmp_path):
+    args = ARGS + ('--num-epochs', '3')
+    straight = tmp_path / 'straight'
+    tic = time.time()
+    assert run_trainer(train_command(tiny_set, straight, *args)).returncode == 0
+    duration = time.time() - tic
+    killed = tmp_path / 'killed'
+    command = [sys.executable, os.path.join(REPO, 'train_recognizer.py')] + train_command(tiny_set, killed, *args)
+    rng = np.random.default_rng(17)
+    for attempt in range(3):
+        proc = subprocess.Popen(command + (['--auto-resume'] if attempt else []), cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(float(rng.uniform(0.3, 0.9)) * duration)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert_no_partial_checkpoint(killed)
+    done = run_trainer(train_command(tiny_set, killed, *args, '--auto-resume'))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_no_partial_checkpoint(killed)
+    assert metrics_without_timing(killed) == metrics_without_timing(straight)
+    name = 'ucf101-vgg16_ucf101-002.params'
+    assert (killed / name).read_bytes() == (straight / name).read_bytes()
