@@ -151,9 +151,12 @@ def blank_input(opt, ctx):
 # =============================================================== model
 
 def build_model(opt, ctx):
+    # ImageNet base weights are not fetched when a checkpoint is about to replace them anyway.
+    from_checkpoint = bool(opt.finetune_from or opt.resume_params)
     return build_network(opt.model, opt.num_classes, ctx, num_segments=opt.num_segments,
                          use_pretrained=opt.use_pretrained, hashtag=opt.hashtag,
-                         pretrained_base=not opt.no_pretrained_base, use_tsn=opt.use_tsn, batch_norm=opt.batch_norm,
+                         pretrained_base=not (opt.no_pretrained_base or from_checkpoint), use_tsn=opt.use_tsn,
+                         batch_norm=opt.batch_norm,
                          partial_bn=opt.partial_bn, freeze_bn=opt.freeze_bn,
                          use_kinetics_pretrain=opt.use_kinetics_pretrain, dtype=opt.dtype,
                          factory_kwargs=factory_options(opt))

@@ -53,7 +53,8 @@ def test_a_three_class_checkpoint_fine_tunes_to_five_classes_and_learns(tiny_set
     args = train_command(five_classes, tuned, '--batch-norm', '--seed', '2', '--num-epochs', '3', '--dataset', 'custom',
                          '--finetune-from', params)
     args[args.index('--lr') + 1], args[args.index('--batch-size') + 1] = '0.0002', '4'
-    done = run_trainer(args)
+    args.remove('--no-pretrained-base')   # the checkpoint replaces the ImageNet weights: nothing to fetch
+    done = run_trainer(args, env={'MXNET_HOME': str(tmp_path / 'empty_model_cache')})
     assert done.returncode == 0, done.stderr[-2000:]
     total = len(checkpoint.read_param_file(params))
     assert ('--finetune-from %s: loaded %d of %d parameters; initialised fresh for --num-classes 5: '
