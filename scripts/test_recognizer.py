@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from recognizer import data, evaluation  # noqa: E402
+from recognizer import quantize  # noqa: E402  (INT8, --deploy, --benchmark: issue 14)
 from recognizer.errors import UserError, run_cli  # noqa: E402
 
 logger = logging.getLogger('test_recognizer')
@@ -60,11 +61,13 @@ def build_parser():
     evaluation.add_view_args(parser)
     evaluation.add_checkpoint_args(parser, model_required=True)
     add_run_args(parser)
+    quantize.add_int8_args(parser)
     return parser
 
 
 def check_args(opt):
     """Settle the crop count and refuse what cannot work, before loading anything."""
+    quantize.check_int8_args(opt)
     evaluation.check_view_options(opt)
     opt.val_data_dir = opt.val_data_dir or opt.data_dir
     return opt
@@ -115,7 +118,7 @@ def evaluate(opt):
     except OSError as err:
         raise UserError('--save-dir %s cannot be created (%s); choose another folder' % (opt.save_dir, err)) from None
     ctx = evaluation.contexts(opt.num_gpus)
-    net = evaluation.load_network(opt, ctx)
+    net = quantize.load_network(opt, ctx)   # FP32 as evaluation.load_network, or --deploy/--quantized
     logger.info('%d clips x %d segments x %d crops = %d views per clip; %s', len(clips), opt.num_segments,
                 opt.num_crop, opt.num_segments * opt.num_crop, opt.resume_params or 'model zoo weights')
     tic = time.time()
@@ -164,6 +167,8 @@ def setup_logging():
 def main(argv=None):
     opt = check_args(build_parser().parse_args(argv))
     setup_logging()
+    if quantize.replaces_evaluation(opt):   # --calibration, --benchmark
+        return quantize.run(opt)
     evaluate(opt)
     return 0
 
