@@ -16,6 +16,7 @@
   --use-pretrained the model zoo's ``<model>_int8``.
 * ``--benchmark --num-iterations N`` times forward passes on dummy data and prints clips/s.
 """
+import json
 import logging
 import os
 import warnings
@@ -101,7 +102,6 @@ def quantized_prefix(save_dir, model, calib_mode):
 
 def fp32_layers(net, opt):
     """Names of the graph nodes kept in FP32 (the dense layers), as quantize_net's exclude_layers."""
-    import json
     shape = (1,) + input_shape(1, 1, opt.new_length, opt.input_size, opt.input_5d)[1:]
     sym, _, _ = cost.trace(net, shape)
     return [node['name'] for node in json.loads(sym.tojson())['nodes'] if node['op'] in FP32_OPS]
