@@ -196,9 +196,12 @@ def check_deployed_output(net, opt, ctx):
                         '(--calibration output, or export_model.py --num-segments 1) at the --input-size it was made '
                         'for' % (opt.model_prefix, opt.input_size, opt.input_size, str(err).splitlines()[0][:160])
                         ) from None
-    if shape != (1, opt.num_classes):
-        raise UserError('--model-prefix %s gives %s for one view, not (1, %d): pass --num-classes %s'
-                        % (opt.model_prefix, shape, opt.num_classes, shape[-1]))
+    if len(shape) != 2 or shape[0] != 1:
+        raise UserError('--model-prefix %s gives %s for one view, not one row: it averages several segments inside; '
+                        'export it with --num-segments 1 to evaluate it view by view' % (opt.model_prefix, shape))
+    if shape[1] != opt.num_classes:
+        raise UserError('--model-prefix %s gives %s for one view, not (1, %d): pass --num-classes %d'
+                        % (opt.model_prefix, shape, opt.num_classes, shape[1]))
 
 
 def zoo_int8_network(opt, ctx):

@@ -132,3 +132,20 @@ def test_nothing_to_export_is_a_user_error(tmp_path):
     done = export(['--model', 'vgg16_ucf101', '--save-dir', tmp_path / 'out'])
     assert done.returncode == 2 and 'nothing to export: pass --resume-params' in done.stderr
     assert not os.path.exists(tmp_path / 'out')
+
+
+def test_a_single_view_export_is_evaluated_by_test_recognizer_and_a_tsn_one_is_refused(checkpoint, exported, tmp_path):
+    from test_evaluation import eval_args, read_csv, run_script
+    root, params = checkpoint
+    done = export(['--model', 'vgg16_ucf101', '--num-classes', '4', '--batch-norm', '--resume-params', params,
+                   '--input-size', '32', '--save-dir', tmp_path / 'single'])
+    assert done.returncode == 0, done.stderr
+    fp32 = run_script(eval_args(root, params, tmp_path / 'fp32', '--num-segments', '5'))
+    deployed = run_script(eval_args(root, params, tmp_path / 'deployed', '--num-segments', '5', '--deploy',
+                                    '--model-prefix', tmp_path / 'single' / 'vgg16_ucf101'))
+    assert fp32.returncode == 0 and deployed.returncode == 0, deployed.stderr
+    rows = [read_csv(tmp_path / name / 'predictions.csv') for name in ('fp32', 'deployed')]
+    assert [r['predicted'] for r in rows[0]] == [r['predicted'] for r in rows[1]] and len(rows[0]) == 4
+    refused = run_script(eval_args(root, params, tmp_path / 'tsn', '--deploy', '--model-prefix',
+                                   exported / 'vgg16_ucf101'))
+    assert refused.returncode == 2 and 'export it with --num-segments 1' in refused.stderr
