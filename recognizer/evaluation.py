@@ -378,8 +378,12 @@ def clip_id(clip, root):
     return os.path.relpath(clip.path, os.path.expanduser(root))
 
 
-def evaluate(opt):
-    """Run the protocol on --val-list and write the reports; returns the summary dict."""
+def evaluate(opt, load_network=load_network):
+    """Run the protocol on --val-list and write the reports; returns the summary dict.
+
+    ``load_network(opt, ctx)`` gives the network (scripts/test_recognizer.py passes the one that
+    also loads INT8 and deployed models).
+    """
     from .runtime import contexts
     clips = data.read_clip_list(opt.val_list, opt.val_data_dir, opt.num_classes, opt.video_loader)
     names = class_names(opt.num_classes, opt.class_index)

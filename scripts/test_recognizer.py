@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recognizer import evaluation, options  # noqa: E402
+from recognizer import evaluation, options, quantize  # noqa: E402
 from recognizer.errors import run_cli  # noqa: E402
 from recognizer.runtime import setup_logging  # noqa: E402
 
@@ -42,21 +42,27 @@ def build_parser():
     options.add_network_args(parser)
     options.add_test_args(parser)
     parser.add_argument('--batch-size', type=int, default=32,
-                        help='accepted for compatibility: clips are evaluated one by one, see --views-per-pass.')
+                        help='clips per calibration batch (--calibration) and per --benchmark pass; the evaluation '
+                             'itself scores clips one by one (see --views-per-pass).')
     options.add_augmentation_args(parser)
     options.add_training_model_args(parser)
     options.add_regularisation_args(parser)
     options.add_optim_args(parser, batch_size=False)
     options.add_run_args(parser)
     options.mark_without_effect(parser, TAKES_EFFECT, 'training flag, accepted as GluonCV\'s test script does')
+    quantize.add_int8_args(parser)
     return parser
 
 
 def main(argv=None):
-    opt = evaluation.check_view_options(build_parser().parse_args(argv))
+    opt = build_parser().parse_args(argv)
+    quantize.check_int8_args(opt)   # first: --deploy names the .params the view checks look for
+    opt = evaluation.check_view_options(opt)
     opt.val_data_dir = opt.val_data_dir or opt.data_dir
     setup_logging(evaluation.logger)
-    evaluation.evaluate(opt)
+    if quantize.replaces_evaluation(opt):   # --calibration, --benchmark
+        return quantize.run(opt)
+    evaluation.evaluate(opt, load_network=quantize.load_network)   # FP32, --deploy or --quantized
     return 0
 
 
