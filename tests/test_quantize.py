@@ -21,7 +21,7 @@ def calibrated(checkpoint, tmp_path_factory):
     root, params = checkpoint
     out = tmp_path_factory.mktemp('int8')
     done = run_script(eval_args(root, params, out, '--num-segments', '5', '--calibration', '--calib-mode', 'naive',
-                                '--num-calib-batches', '2'))
+                                '--num-calib-batches', '2', '--batch-size', '1'))
     assert done.returncode == 0, done.stderr
     return out, done
 
@@ -78,7 +78,7 @@ def test_deployed_int8_pair_is_evaluated_with_the_fp32_reports_and_accuracy(chec
 def test_quantized_flag_calibrates_in_memory_and_evaluates(checkpoint, tmp_path):
     root, params = checkpoint
     done = run_script(eval_args(root, params, tmp_path / 'q', '--num-segments', '3', '--quantized',
-                                '--calib-mode', 'entropy', '--num-calib-batches', '2'))
+                                '--calib-mode', 'entropy', '--num-calib-batches', '2', '--batch-size', '1'))
     assert done.returncode == 0, done.stderr
     assert 'calibrating (entropy, auto) on 6 views of 2 clips' in done.stderr
     with open(tmp_path / 'q' / 'summary.json') as f:
