@@ -23,7 +23,7 @@ import mxnet as mx  # noqa: E402  (after recognizer: it prepares CUDA libraries 
 from mxnet import autograd, gluon, nd  # noqa: E402
 from mxnet.contrib import amp  # noqa: E402
 
-from recognizer import checkpoint, data, transforms  # noqa: E402
+from recognizer import checkpoint, data, transforms, zoo  # noqa: E402
 from recognizer.dist import param_checksum, require_launcher_env  # noqa: E402
 from recognizer.models import build_network, disable_bias_and_bn_decay, trainable_params  # noqa: E402
 from recognizer.schedule import LRSchedule, parse_decay_epochs  # noqa: E402
@@ -36,7 +36,10 @@ logger = logging.getLogger('train_recognizer')
 def add_data_args(p):
     p.add_argument('--dataset', type=str, default='ucf101',
                    choices=['ucf101', 'kinetics400', 'somethingsomethingv2', 'hmdb51', 'custom'],
-                   help='which dataset to use (all read the same list-file layout).')
+                   help='which dataset to use (all read the same list-file layout; the frame naming follows it).')
+    p.add_argument('--name-pattern', type=str, default=None,
+                   help='frame file names as a printf pattern of the 1-based frame number; default as GluonCV: '
+                        '%%06d.jpg for somethingsomethingv2, img_%%05d.jpg otherwise.')
     p.add_argument('--data-dir', type=str, default='~/.mxnet/datasets/ucf101/rawframes',
                    help='root of the clip folders (or videos) named in the lists.')
     p.add_argument('--val-data-dir', type=str, default=None,
@@ -69,6 +72,11 @@ def add_data_args(p):
     p.add_argument('--video-loader', action='store_true', help='read videos instead of frame folders.')
     p.add_argument('--use-decord', action='store_true', help='decode videos with decord.')
     p.add_argument('--input-5d', action='store_true', help='5-D input (N, C, T, H, W) for 3-D CNNs.')
+    p.add_argument('--slowfast', action='store_true',
+                   help='SlowFast sampling: of --new-length consecutive frames, every --fast-temporal-stride-th '
+                        '(fast pathway) followed by every --slow-temporal-stride-th (slow pathway).')
+    p.add_argument('--slow-temporal-stride', type=int, default=16, help='--slowfast: slow pathway frame stride.')
+    p.add_argument('--fast-temporal-stride', type=int, default=2, help='--slowfast: fast pathway frame stride.')
     p.add_argument('--check-data', action='store_true',
                    help='decode every frame/video of both lists, report all broken ones, and exit.')
     p.add_argument('--skip-bad-samples', action='store_true',
@@ -183,6 +191,9 @@ def check_args(opt):
         if value < 1:
             raise UserError('%s must be at least 1, got %d' % (flag, value))
     opt.val_data_dir = opt.val_data_dir or opt.data_dir
+    opt.name_pattern = data.name_pattern_for(opt.dataset, opt.name_pattern)
+    zoo.check_input(opt.model, opt.new_length, opt.input_size, opt.input_5d, opt.new_step, opt.slowfast,
+                    opt.fast_temporal_stride, opt.slow_temporal_stride)
     return opt
 
 
@@ -197,8 +208,9 @@ def contexts(opt):
 def read_lists(opt):
     """Both lists, checked line by line against the files on disk (a UserError names the line)."""
     video = opt.video_loader
-    train = data.read_clip_list(opt.train_list, opt.data_dir, opt.num_classes, video)
-    val = [] if opt.train_only else data.read_clip_list(opt.val_list, opt.val_data_dir, opt.num_classes, video)
+    train = data.read_clip_list(opt.train_list, opt.data_dir, opt.num_classes, video, name_pattern=opt.name_pattern)
+    val = [] if opt.train_only else data.read_clip_list(opt.val_list, opt.val_data_dir, opt.num_classes, video,
+                                                        name_pattern=opt.name_pattern)
     need = opt.num_segments * opt.new_length * opt.new_step
     short = sum(1 for c in train + val if c.num_frames < need)
     if short and not video:
@@ -219,7 +231,8 @@ def make_datasets(opt, train_clips, val_clips):
 
     common = dict(num_segments=opt.num_segments, new_length=opt.new_length, new_step=opt.new_step,
                   new_width=opt.new_width, new_height=opt.new_height, video=opt.video_loader,
-                  seed=opt.seed, skip_bad=opt.skip_bad_samples)
+                  seed=opt.seed, skip_bad=opt.skip_bad_samples, name_pattern=opt.name_pattern,
+                  slowfast=(opt.fast_temporal_stride, opt.slow_temporal_stride) if opt.slowfast else None)
     return (data.ClipDataset(train_clips, train_view, train=True, **common),
             data.ClipDataset(val_clips, val_view, train=False, **common))
 
@@ -243,7 +256,7 @@ def check_every_sample(opt, clip_lists):
     broken = []
     for clip in tqdm(clips, desc='checking', disable=not sys.stderr.isatty()):
         try:
-            data.decode_whole_clip(clip, opt.video_loader)
+            data.decode_whole_clip(clip, opt.video_loader, opt.name_pattern)
         except data.BadSample as err:
             broken.append('%s (list line %d)' % (err, clip.line_no))
     if broken:
@@ -254,7 +267,8 @@ def check_every_sample(opt, clip_lists):
 
 def to_network_input(clips_u8, opt):
     """uint8 (B, S*L, H, W, 3) on a device -> normalised (B*S, 3, H, W) or (B*S, 3, L, H, W)."""
-    return transforms.network_input(clips_u8, opt.new_length, opt.input_5d, opt.dtype)
+    length = data.frames_per_segment(opt.new_length, opt.slowfast, opt.fast_temporal_stride, opt.slow_temporal_stride)
+    return transforms.network_input(clips_u8, length, opt.input_5d, opt.dtype)
 
 
 def load_batch(batch, ctx):
