@@ -27,11 +27,11 @@ import numpy as np  # noqa: E402
 from mxnet import gluon, nd  # noqa: E402
 from mxnet.contrib import amp  # noqa: E402
 
-from recognizer import checkpoint, data, evaluation, lock, options, transforms  # noqa: E402
+from recognizer import checkpoint, data, evaluation, lock, options, transforms, zoo  # noqa: E402
 from recognizer.dist import param_checksum  # noqa: E402
 from recognizer.kvstore import (Allreduce, agree_on_resume_point, average_running_stats,  # noqa: E402
                                 broadcast_initial_weights, create_kvstore, is_dist, rank_and_world_size)
-from recognizer.models import build_network, factory_accepts, weights_source  # noqa: E402
+from recognizer.models import accepts_kwarg, build_network, weights_source  # noqa: E402
 from recognizer.runtime import contexts, setup_logging  # noqa: E402
 from recognizer.schedule import LRSchedule  # noqa: E402
 from recognizer.training import Objective, build_trainer, load_batch, train_step  # noqa: E402
@@ -78,6 +78,8 @@ def check_args(opt):
     options.check_input_fits_frames(opt)
     options.check_at_least_one((('--batch-size', opt.batch_size), ('--num-segments', opt.num_segments),
                                 ('--accumulate', opt.accumulate), ('--cpu-contexts', opt.cpu_contexts)))
+    zoo.check_input(opt.model, opt.new_length, opt.input_size, opt.input_5d, opt.new_step, opt.slowfast,
+                    opt.fast_temporal_stride, opt.slow_temporal_stride)
     return opt
 
 
@@ -97,8 +99,10 @@ def val_root(opt):
 def read_lists(opt):
     """Both lists, checked line by line against the files on disk (a UserError names the line)."""
     video = opt.video_loader
-    train = data.read_clip_list(opt.train_list, opt.data_dir, opt.num_classes, video)
-    val = [] if opt.train_only else data.read_clip_list(opt.val_list, val_root(opt), opt.num_classes, video)
+    names = data.name_pattern_for(opt.dataset, opt.name_pattern)
+    train = data.read_clip_list(opt.train_list, opt.data_dir, opt.num_classes, video, name_pattern=names)
+    val = [] if opt.train_only else data.read_clip_list(opt.val_list, val_root(opt), opt.num_classes, video,
+                                                        name_pattern=names)
     need = opt.num_segments * opt.new_length * opt.new_step
     short = sum(1 for c in train + val if c.num_frames < need)
     if short and not video:
@@ -127,7 +131,7 @@ def check_every_sample(opt, clip_lists):
     broken = []
     for clip in tqdm(clips, desc='checking', disable=not sys.stderr.isatty()):
         try:
-            data.decode_whole_clip(clip, opt.video_loader)
+            data.decode_whole_clip(clip, opt.video_loader, opt.name_pattern)
         except data.BadSample as err:
             broken.append('%s (list line %d)' % (err, clip.line_no))
     if broken:
@@ -136,14 +140,19 @@ def check_every_sample(opt, clip_lists):
     print('checked %d clips: every frame decodes' % len(clips))
 
 
+def frames_per_segment(opt):
+    """--new-length, or with --slowfast the fast pathway's frames followed by the slow pathway's."""
+    return data.frames_per_segment(opt.new_length, opt.slowfast, opt.fast_temporal_stride, opt.slow_temporal_stride)
+
+
 def to_network_input(clips_u8, opt):
     """uint8 (B, S*L, H, W, 3) on a device -> normalised (B*S, 3, H, W) or (B*S, 3, L, H, W)."""
-    return transforms.network_input(clips_u8, opt.new_length, opt.input_5d, opt.dtype)
+    return transforms.network_input(clips_u8, frames_per_segment(opt), opt.input_5d, opt.dtype)
 
 
 def blank_input(opt, ctx):
     """The network input of one black clip: for shape inference and deferred initialisation."""
-    clip = nd.zeros((1, opt.num_segments * opt.new_length, opt.input_size, opt.input_size, 3),
+    clip = nd.zeros((1, opt.num_segments * frames_per_segment(opt), opt.input_size, opt.input_size, 3),
                     dtype='uint8', ctx=ctx)
     return to_network_input(clip, opt)
 
@@ -167,7 +176,7 @@ def factory_options(opt):
     asked = [(flag, kwarg) for flag, kwarg, on in (('--last-gamma', 'last_gamma', opt.last_gamma),
                                                    ('--use_se', 'use_se', opt.use_se),
                                                    ('--use-gn', 'use_gn', opt.use_gn)) if on]
-    taken = {kwarg: True for flag, kwarg in asked if factory_accepts(opt.model, kwarg)}
+    taken = {kwarg: True for flag, kwarg in asked if accepts_kwarg(opt.model, kwarg)}
     for flag, kwarg in asked:
         if kwarg not in taken:
             logger.warning('%s has no effect for --model %s (its model-zoo factory does not take %s); GluonCV\'s '

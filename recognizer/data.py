@@ -1,13 +1,17 @@
 """UCF101-layout data: list files, TSN segment sampling, frame/video reading, loaders.
 
-List lines are ``<clip dir or video, relative to the data root> <num_frames> <0-based label>``;
-frames are ``img_00001.jpg`` onward. Sampling follows GluonCV's VideoClsCustom exactly
-(1-based frame numbers, the same clamping for short clips). Every random draw of a
+List lines are ``<clip dir or video, relative to the data root> <num_frames> <0-based label>``
+(video lists may leave out the frame count, as GluonCV's dataset scripts write them); frames are
+named by a printf pattern, ``img_00001.jpg`` onward by default (GluonCV's name_pattern).
+Sampling follows GluonCV's VideoClsCustom exactly (1-based frame numbers, the same clamping
+for short clips, its SlowFast frame selection). Every random draw of a
 sample comes from a generator seeded by (seed, epoch, index), so what a sample looks
 like does not depend on the number of loader workers, their order, or a resume.
 """
 import atexit
+import glob
 import os
+import re
 from collections import namedtuple
 
 import cv2
@@ -18,15 +22,40 @@ from .dist import dump_shard, sharded_indices
 from .errors import UserError
 
 NAME_PATTERN = 'img_%05d.jpg'
+# GluonCV's dataset classes: SomethingSomethingV2 reads the frames its preparation script writes
+# with ffmpeg (%06d.jpg from 000001); the others read img_%05d.jpg.
+DATASET_NAME_PATTERNS = {'somethingsomethingv2': '%06d.jpg'}
+# What GluonCV's VideoClsCustom appends to a listed video without an extension (its video_ext default).
+VIDEO_EXT = 'mp4'
 Clip = namedtuple('Clip', 'path num_frames label line_no')
+
+
+def name_pattern_for(dataset, name_pattern=None):
+    """The frame file pattern to read: ``name_pattern`` when given, else the dataset's as in GluonCV."""
+    pattern = name_pattern or DATASET_NAME_PATTERNS.get(dataset, NAME_PATTERN)
+    try:
+        first = pattern % 1
+        if _frame_name_regex(pattern) is None:
+            raise ValueError(pattern)
+    except (TypeError, ValueError):
+        raise UserError('--name-pattern %r: expected a printf pattern with one integer field for the 1-based '
+                        'frame number, e.g. img_%%05d.jpg or %%06d.jpg' % pattern) from None
+    if os.sep in first:
+        raise UserError('--name-pattern %r: a file name inside the clip folder, without a folder part, '
+                        'e.g. img_%%05d.jpg' % pattern)
+    return pattern
 
 
 # ---------------------------------------------------------------- list files
 
-def _parse_line(list_path, line_no, line):
+def _parse_line(list_path, line_no, line, video=False):
     # Split off only the last two fields: a path may hold runs of spaces or tabs, kept as they are.
     fields = line.strip().rsplit(None, 2)
     where = '%s:%d' % (list_path, line_no)
+    if video and len(fields) == 2:
+        # GluonCV's hmdb51.py/kinetics400.py write "<video> <label>" lines for videos; the length
+        # comes from the video itself.
+        fields = [fields[0], '-1', fields[1]]
     if len(fields) < 3:
         raise UserError('%s: expected "<clip path> <num_frames> <label>", got %r; '
                         'fix the line or regenerate the list' % (where, line.strip()))
@@ -43,14 +72,28 @@ def _parse_line(list_path, line_no, line):
     return fields[0], num_frames, label
 
 
-def _count_frames(clip_dir):
+def _frame_name_regex(name_pattern):
+    """A regex whose group 1 is the number of a name ``name_pattern`` may have produced, or None if
+    the pattern has no %d-style field."""
+    field = re.search(r'%0?\d*[di]', name_pattern)
+    if field is None:
+        return None
+    head, tail = (part.replace('%%', '%') for part in (name_pattern[:field.start()], name_pattern[field.end():]))
+    return re.compile(re.escape(head) + r' *(\d+)' + re.escape(tail) + '$')
+
+
+def _count_frames(clip_dir, name_pattern=NAME_PATTERN):
+    """Frame files of a clip folder named exactly as ``name_pattern`` names them (others are not counted)."""
+    regex = _frame_name_regex(name_pattern)
     try:
-        return sum(1 for name in os.listdir(clip_dir) if name.startswith('img_'))
+        names = os.listdir(clip_dir)
     except OSError:
         return -1
+    found = (regex.match(name) for name in names)
+    return sum(1 for name, match in zip(names, found) if match and name_pattern % int(match.group(1)) == name)
 
 
-def _check_clip(where, clip, num_classes, video):
+def _check_clip(where, clip, num_classes, video, name_pattern=NAME_PATTERN):
     if not 0 <= clip.label < num_classes:
         raise UserError('%s: label %d is outside 0..%d; labels are 0-based and must be below '
                         '--num-classes %d' % (where, clip.label, num_classes - 1, num_classes))
@@ -61,10 +104,11 @@ def _check_clip(where, clip, num_classes, video):
     if not os.path.isdir(clip.path):
         raise UserError('%s: clip folder %s does not exist; check --data-dir (the list paths are '
                         'relative to it)' % (where, clip.path))
-    on_disk = _count_frames(clip.path)
+    on_disk = _count_frames(clip.path, name_pattern)
     if on_disk < clip.num_frames:
-        raise UserError('%s: the list claims %d frames but %s holds %d img_*.jpg files; fix the count '
-                        'or re-extract the frames' % (where, clip.num_frames, clip.path, on_disk))
+        raise UserError('%s: the list claims %d frames but %s holds %d files named %s; fix the count, '
+                        're-extract the frames, or give their naming with --name-pattern'
+                        % (where, clip.num_frames, clip.path, on_disk, name_pattern))
 
 
 def _text_lines(list_path):
@@ -84,8 +128,21 @@ def _text_lines(list_path):
         yield line_no, text
 
 
-def read_clip_list(list_path, root, num_classes, video=False, check_files=True):
-    """Parse and check a list file; every problem is a UserError naming file and line."""
+def _video_path(path):
+    """A listed video without an extension is ``<path>.mp4`` as in GluonCV, or else the one file
+    ``<path>.<ext>`` (HMDB51's lists name its .avi videos without extension)."""
+    if '.' in os.path.basename(path) or os.path.isfile(path):
+        return path
+    default = '%s.%s' % (path, VIDEO_EXT)
+    others = glob.glob(glob.escape(path) + '.*')
+    return others[0] if len(others) == 1 and not os.path.isfile(default) else default
+
+
+def read_clip_list(list_path, root, num_classes, video=False, check_files=True, name_pattern=NAME_PATTERN):
+    """Parse and check a list file; every problem is a UserError naming file and line.
+
+    Frame folders are checked for ``name_pattern`` files; videos are found as GluonCV does.
+    """
     list_path = os.path.expanduser(list_path)
     root = os.path.expanduser(root)
     if not os.path.isfile(list_path):
@@ -94,10 +151,11 @@ def read_clip_list(list_path, root, num_classes, video=False, check_files=True):
     for line_no, line in _text_lines(list_path):
         if not line.strip():
             continue
-        rel, num_frames, label = _parse_line(list_path, line_no, line)
-        clip = Clip(os.path.join(root, rel), num_frames, label, line_no)
+        rel, num_frames, label = _parse_line(list_path, line_no, line, video)
+        path = os.path.join(root, rel)
+        clip = Clip(_video_path(path) if video else path, num_frames, label, line_no)
         if check_files:
-            _check_clip('%s:%d' % (list_path, line_no), clip, num_classes, video)
+            _check_clip('%s:%d' % (list_path, line_no), clip, num_classes, video, name_pattern)
         clips.append(clip)
     if not clips:
         raise UserError('list file %s is empty; it needs one "<clip> <num_frames> <label>" line per clip'
@@ -155,6 +213,44 @@ def frame_numbers(offsets, num_frames, new_length, new_step):
     return numbers
 
 
+def slowfast_frame_counts(new_length, new_step, fast_temporal_stride, slow_temporal_stride):
+    """(fast, slow) frames per segment of --slowfast sampling; bad settings are a UserError.
+
+    GluonCV's VideoClsCustom asserts the same two conditions (consecutive frames, slow stride a
+    multiple of the fast one).
+    """
+    if new_step != 1:
+        raise UserError('--slowfast reads consecutive frames and subsamples them itself: --new-step must be 1, '
+                        'got %d' % new_step)
+    if fast_temporal_stride < 1 or slow_temporal_stride % fast_temporal_stride:
+        raise UserError('--slow-temporal-stride %d must be a multiple of --fast-temporal-stride %d (the slow '
+                        'pathway takes every n-th fast frame)' % (slow_temporal_stride, fast_temporal_stride))
+    fast, slow = new_length // fast_temporal_stride, new_length // slow_temporal_stride
+    if slow < 1:
+        raise UserError('--new-length %d gives the slow pathway no frame at --slow-temporal-stride %d; '
+                        'raise --new-length' % (new_length, slow_temporal_stride))
+    return fast, slow
+
+
+def frames_per_segment(new_length, slowfast=False, fast_temporal_stride=2, slow_temporal_stride=16):
+    """Frames the network gets per segment: --new-length, or fast + slow frames with --slowfast."""
+    if not slowfast:
+        return new_length
+    return sum(slowfast_frame_counts(new_length, 1, fast_temporal_stride, slow_temporal_stride))
+
+
+def slowfast_frame_numbers(offsets, num_frames, new_length, fast_temporal_stride, slow_temporal_stride):
+    """1-based frames of GluonCV's SlowFast sampling: per segment, of the ``new_length`` consecutive
+    frames from its offset, every fast_temporal_stride-th one (the fast pathway) followed by every
+    slow_temporal_stride-th one (the slow pathway)."""
+    numbers = []
+    for start in offsets:
+        run = frame_numbers([start], num_frames, new_length, 1)
+        numbers += run[fast_temporal_stride - 1::fast_temporal_stride]
+        numbers += run[slow_temporal_stride - 1::slow_temporal_stride]
+    return numbers
+
+
 # ---------------------------------------------------------------- reading
 
 # OpenCV >= 4.10 decodes straight to RGB (libjpeg-turbo converts while decoding, no extra pass);
@@ -188,7 +284,7 @@ def decode_rgb(path):
     return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_frames(clip_dir, numbers, new_width=0, new_height=0):
+def read_frames(clip_dir, numbers, new_width=0, new_height=0, name_pattern=NAME_PATTERN):
     """RGB uint8 frames from a frame folder, resized to (new_height, new_width) when given.
 
     Reads only the listed frames, each once even when short clips repeat a number.
@@ -198,7 +294,7 @@ def read_frames(clip_dir, numbers, new_width=0, new_height=0):
     for n in numbers:
         if n in decoded:
             continue
-        path = os.path.join(clip_dir, NAME_PATTERN % n)
+        path = os.path.join(clip_dir, name_pattern % n)
         img = decode_rgb(path)
         if img is None:
             raise BadSample(path, 'cannot be read or decoded as an image')
@@ -227,7 +323,7 @@ def read_video_frames(reader, path, numbers):
     return list(batch)
 
 
-def decode_whole_clip(clip, video):
+def decode_whole_clip(clip, video, name_pattern=NAME_PATTERN):
     """Decode every frame of a clip (for --check-data); raises BadSample on the first failure."""
     if video:
         reader = open_video(clip.path)
@@ -236,7 +332,7 @@ def decode_whole_clip(clip, video):
         for start in range(0, len(reader), 64):
             read_video_frames(reader, clip.path, list(range(start + 1, min(start + 64, len(reader)) + 1)))
         return
-    read_frames(clip.path, range(1, clip.num_frames + 1))
+    read_frames(clip.path, range(1, clip.num_frames + 1), name_pattern=name_pattern)
 
 
 class BadSample(Exception):
@@ -250,14 +346,21 @@ class BadSample(Exception):
 # ---------------------------------------------------------------- dataset and loader
 
 class ClipDataset(object):
-    """Clips of a list file as uint8 arrays (num_segments * new_length, H, W, 3) + label.
+    """Clips of a list file as uint8 arrays (num_segments * frames per segment, H, W, 3) + label.
 
     Items are addressed by (index, epoch) so each draw can be seeded independently.
     ``transform(frames, rng)`` turns the list of read frames into the uint8 array.
+    ``slowfast=(fast_temporal_stride, slow_temporal_stride)`` samples as GluonCV does for SlowFast
+    networks: each segment is its fast frames followed by its slow frames (frames_per_segment).
     """
 
     def __init__(self, clips, transform, train, num_segments=1, new_length=1, new_step=1,
-                 new_width=0, new_height=0, video=False, seed=0, skip_bad=False, offsets='auto'):
+                 new_width=0, new_height=0, video=False, seed=0, skip_bad=False, offsets='auto',
+                 slowfast=None, name_pattern=NAME_PATTERN):
+        if slowfast:
+            slowfast_frame_counts(new_length, new_step, *slowfast)
+        self.slowfast = tuple(slowfast) if slowfast else None
+        self.name_pattern = name_pattern
         self.clips = clips
         self.transform = transform
         self.train = train
@@ -290,28 +393,30 @@ class ClipDataset(object):
                 bad += 1
         raise UserError('no clip in the list could be read; check the data with --check-data')
 
-    def load(self, index, rng):
-        clip = self.clips[index]
+    def frame_numbers(self, num_frames, rng):
+        """The 1-based frames one draw of a clip of ``num_frames`` frames reads, in network order."""
         skip_length = self.new_length * self.new_step
-        reader = None
-        num_frames = clip.num_frames
-        if self.video:
-            reader = open_video(clip.path, self.new_width, self.new_height)
-            num_frames = len(reader)
-            if num_frames == 0:
-                raise BadSample(clip.path, 'has no frames')
         if self.offsets == 'train':
             offsets = train_offsets(num_frames, self.num_segments, skip_length, rng)
         elif self.offsets == 'val':
             offsets = val_offsets(num_frames, self.num_segments, skip_length)
         else:
             offsets = test_offsets(num_frames, self.num_segments, skip_length)
-        numbers = frame_numbers(offsets, num_frames, self.new_length, self.new_step)
-        if reader is not None:
-            frames = read_video_frames(reader, clip.path, numbers)
-        else:
-            frames = read_frames(clip.path, numbers, self.new_width, self.new_height)
-        return self.transform(frames, rng)
+        if self.slowfast:
+            return slowfast_frame_numbers(offsets, num_frames, self.new_length, *self.slowfast)
+        return frame_numbers(offsets, num_frames, self.new_length, self.new_step)
+
+    def load(self, index, rng):
+        clip = self.clips[index]
+        if not self.video:
+            numbers = self.frame_numbers(clip.num_frames, rng)
+            return self.transform(read_frames(clip.path, numbers, self.new_width, self.new_height,
+                                              self.name_pattern), rng)
+        reader = open_video(clip.path, self.new_width, self.new_height)
+        if len(reader) == 0:
+            raise BadSample(clip.path, 'has no frames')
+        numbers = self.frame_numbers(len(reader), rng)
+        return self.transform(read_video_frames(reader, clip.path, numbers), rng)
 
 
 def training_datasets(opt, train_clips, val_clips):
@@ -327,7 +432,9 @@ def training_datasets(opt, train_clips, val_clips):
 
     common = dict(num_segments=opt.num_segments, new_length=opt.new_length, new_step=opt.new_step,
                   new_width=opt.new_width, new_height=opt.new_height, video=opt.video_loader,
-                  seed=opt.seed, skip_bad=opt.skip_bad_samples)
+                  seed=opt.seed, skip_bad=opt.skip_bad_samples,
+                  name_pattern=name_pattern_for(opt.dataset, opt.name_pattern),
+                  slowfast=(opt.fast_temporal_stride, opt.slow_temporal_stride) if opt.slowfast else None)
     return (ClipDataset(train_clips, train_view, train=True, **common),
             ClipDataset(val_clips, val_view, train=False, **common))
 

@@ -31,7 +31,10 @@ def add_list_args(p, workers=4, train_list=True):
     """Where the clips are: data roots, list files, loading workers."""
     p.add_argument('--dataset', type=str, default='ucf101',
                    choices=['ucf101', 'kinetics400', 'somethingsomethingv2', 'hmdb51', 'custom'],
-                   help='which dataset to use (all read the same list-file layout).')
+                   help='which dataset to use (all read the same list-file layout; the frame naming follows it).')
+    p.add_argument('--name-pattern', type=str, default=None,
+                   help='ours: frame file names as a printf pattern of the 1-based frame number; default as GluonCV: '
+                        '%%06d.jpg for somethingsomethingv2, img_%%05d.jpg otherwise.')
     p.add_argument('--data-dir', type=str, default=DEFAULT_ROOT + '/rawframes',
                    help='root of the clip folders (or videos) named in the lists.')
     p.add_argument('--val-data-dir', type=str, default=None,
@@ -68,9 +71,10 @@ def add_view_args(p, num_segments=1, new_height=0, new_width=0):
                    help='crops per segment (evaluation; --ten-crop/--three-crop set it to 10/3).')
     p.add_argument('--input-5d', action='store_true', help='5-D input (N, C, T, H, W) for 3-D CNNs.')
     p.add_argument('--slowfast', action='store_true',
-                   help='SlowFast sampling: fast-pathway frames, then the slow pathway\'s subsample (NAG in training).')
-    p.add_argument('--slow-temporal-stride', type=int, default=16, help='frame stride of the slow pathway.')
-    p.add_argument('--fast-temporal-stride', type=int, default=2, help='frame stride of the fast pathway.')
+                   help='SlowFast sampling: of --new-length consecutive frames, every --fast-temporal-stride-th '
+                        '(fast pathway) followed by every --slow-temporal-stride-th (slow pathway); NAG in training.')
+    p.add_argument('--slow-temporal-stride', type=int, default=16, help='--slowfast: slow pathway frame stride.')
+    p.add_argument('--fast-temporal-stride', type=int, default=2, help='--slowfast: fast pathway frame stride.')
 
 
 def add_network_args(p, model_required=True):

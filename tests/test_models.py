@@ -188,3 +188,88 @@ def test_i3d_trains_a_step_on_cpu():
 
 def test_weight_file_names_follow_the_model_store():
     assert models.weight_file_name('i3d_resnet50_v1_kinetics400') == 'i3d_resnet50_v1_kinetics400-568a722e.params'
+
+
+# ---------------------------------------------------------------- the rest of the zoo
+
+def test_resnet_v1b_recognizers_build_from_scratch_without_asking_for_weights(monkeypatch, empty_model_home):
+    """gluoncv's resnet*_v1b_* factories drop pretrained_base, so their backbone downloaded ImageNet weights."""
+    from gluoncv.model_zoo import model_store
+    asked = []
+
+    def offline(name, tag=None, root=None):
+        asked.append(name)
+        raise OSError('offline')
+    monkeypatch.setattr(model_store, 'get_model_file', offline)
+    net = build('resnet18_v1b_kinetics400')
+    assert asked == [] and net(mx.nd.zeros((2, 3, 32, 32))).shape == (2, 101)
+    with pytest.raises(UserError, match='resnet50_v1b-0ecdba34.params'):
+        build('resnet50_v1b_ucf101', pretrained_base=True)
+    assert asked == ['resnet50_v1b']
+
+
+def test_resnet_custom_from_kinetics400_asks_only_for_the_kinetics400_file(empty_model_home):
+    with pytest.raises(UserError) as err:
+        build('resnet50_v1b_custom', pretrained_base=True, use_kinetics_pretrain=True)
+    assert 'resnet50_v1b_kinetics400-' in str(err.value) and 'resnet50_v1b-' not in str(err.value)
+
+
+def test_kinetics_pretrain_models_come_from_the_factories():
+    assert sorted(models.kinetics_pretrain_models()) == [
+        'i3d_resnet50_v1_custom', 'i3d_resnet50_v1_hmdb51', 'i3d_resnet50_v1_ucf101', 'resnet18_v1b_custom',
+        'resnet50_v1b_custom', 'slowfast_4x16_resnet50_custom']
+
+
+@pytest.mark.parametrize('model,kwarg,accepted', [
+    ('resnet50_v1b_kinetics400', 'last_gamma', True),      # reaches ResNetV1b's bottlenecks
+    ('resnet18_v1b_kinetics400', 'last_gamma', False),     # basic blocks have no last BatchNorm to zero
+    ('resnet50_v1b_kinetics400', 'norm_layer', True),
+    ('resnet50_v1b_kinetics400', 'use_se', False),
+    ('vgg16_ucf101', 'last_gamma', False),
+    ('i3d_resnet50_v1_kinetics400', 'use_se', False),
+    ('i3d_resnet50_v1_kinetics400', 'bn_frozen', True),
+    ('i3d_inceptionv1_kinetics400', 'bn_frozen', False),
+])
+def test_accepts_kwarg_says_whether_a_keyword_reaches_a_constructor_that_uses_it(model, kwarg, accepted):
+    assert models.accepts_kwarg(model, kwarg) == accepted
+
+
+def test_last_gamma_zeroes_the_last_batchnorm_of_every_bottleneck():
+    def zero_gammas(net):
+        return sorted(n for n, p in net.collect_params('.*gamma').items() if not p.data().asnumpy().any())
+    plain = build('resnet50_v1b_kinetics400')
+    zeroed = build('resnet50_v1b_kinetics400', factory_kwargs={'last_gamma': True})
+    assert zero_gammas(plain) == []
+    assert len(zero_gammas(zeroed)) == 16   # 3 + 4 + 6 + 3 bottlenecks
+    # the third BatchNorm (index 2, 5, 8, ... in its stage) of each bottleneck
+    assert all(int(name.split('_batchnorm')[1].split('_')[0]) % 3 == 2 for name in zero_gammas(zeroed))
+
+
+def test_a_keyword_no_constructor_uses_is_refused():
+    with pytest.raises(UserError, match='--model vgg16_ucf101 takes no use_se'):
+        build('vgg16_ucf101', factory_kwargs={'use_se': True})
+
+
+def test_freeze_bn_reaches_only_factories_that_take_it():
+    """GluonCV's CLI passes bn_frozen to every factory; i3d_inceptionv1 hands it on to a Block and crashed."""
+    net = build('i3d_inceptionv1_kinetics400', freeze_bn=True)
+    assert net(mx.nd.zeros((1, 3, 8, 32, 32))).shape == (1, 101)
+    # i3d_resnet50_v1_kinetics400 names bn_frozen: its stem BatchNorm then uses the running statistics.
+    assert batchnorms(build('i3d_resnet50_v1_kinetics400', freeze_bn=True))[0]._kwargs['use_global_stats']
+    assert not batchnorms(build('i3d_resnet50_v1_kinetics400'))[0]._kwargs['use_global_stats']
+
+
+@pytest.mark.parametrize('model', ['inceptionv1_kinetics400', 'inceptionv3_sthsthv2'])
+def test_tsn_spelled_tsn_by_some_factories_builds(model):
+    net = build(model, num_segments=2, use_tsn=True)
+    size = 224 if 'v1' in model else 299
+    assert net(mx.nd.zeros((4, 3, size, size))).shape == (2, 101)
+
+
+def test_onednn_stays_on_for_c3d_which_has_no_batchnorm(monkeypatch):
+    monkeypatch.delenv('MXNET_MKLDNN_ENABLED', raising=False)
+    net = build('c3d_kinetics400')
+    models.avoid_onednn_conv3d_batchnorm_crash(net, [mx.cpu()])
+    assert 'MXNET_MKLDNN_ENABLED' not in os.environ
+    models.avoid_onednn_conv3d_batchnorm_crash(build('r2plus1d_resnet18_kinetics400'), [mx.cpu()])
+    assert os.environ['MXNET_MKLDNN_ENABLED'] == '0'

@@ -241,7 +241,7 @@ def test_non_finite_loss_stops_with_epoch_and_iteration(tiny_set, tmp_path):
 
 def test_short_clips_warn_once_with_their_count(tiny_set, tmp_path, caplog):
     opt = tr.check_args(tr.parse_args(train_command(tiny_set, tmp_path / 's', '--num-segments', '5',
-                                                    '--new-length', '3')))
+                                                    '--new-step', '3')))
     with caplog.at_level('WARNING', logger='train_recognizer'):
         tr.read_lists(opt)
     warnings = [r.getMessage() for r in caplog.records if 'fewer than' in r.getMessage()]
