@@ -131,7 +131,7 @@ def check_every_sample(opt, clip_lists):
     broken = []
     for clip in tqdm(clips, desc='checking', disable=not sys.stderr.isatty()):
         try:
-            data.decode_whole_clip(clip, opt.video_loader, opt.name_pattern)
+            data.decode_whole_clip(clip, opt.video_loader, data.name_pattern_for(opt.dataset, opt.name_pattern))
         except data.BadSample as err:
             broken.append('%s (list line %d)' % (err, clip.line_no))
     if broken:

@@ -85,14 +85,14 @@ class ViewDataset(data.ClipDataset):
     An unreadable clip gives ``views=None`` and the reason, so the caller decides what to do.
     """
 
-    def __init__(self, clips, opt):
+    def __init__(self, clips, opt, name_pattern=data.NAME_PATTERN):
         def view_transform(frames, rng):
             views = crop_views(frames, opt.input_size, opt.num_crop)
             return views.reshape((-1, opt.new_length) + views.shape[1:])
 
         super().__init__(clips, view_transform, train=False, num_segments=opt.num_segments,
                          new_length=opt.new_length, new_step=opt.new_step, new_width=opt.new_width,
-                         new_height=opt.new_height, video=opt.video_loader, offsets='test')
+                         new_height=opt.new_height, video=opt.video_loader, offsets='test', name_pattern=name_pattern)
 
     def __getitem__(self, index):
         try:
@@ -302,6 +302,9 @@ def check_view_options(opt):
     options.check_at_least_one((('--num-segments', opt.num_segments), ('--input-size', opt.input_size),
                                 ('--new-length', opt.new_length), ('--new-step', opt.new_step),
                                 ('--views-per-pass', opt.views_per_pass)))
+    if getattr(opt, 'slowfast', False):   # inference.py has no --slowfast
+        raise UserError('--slowfast sampling is not built into the test protocol yet; the per-epoch validation of '
+                        'train_recognizer.py --slowfast evaluates SlowFast models with their sampling')
     if not opt.resume_params and not opt.use_pretrained:
         raise UserError('nothing to evaluate: pass --resume-params <file>.params (from the training --save-dir) '
                         'or --use-pretrained for the model zoo\'s weights')
@@ -385,7 +388,9 @@ def evaluate(opt, load_network=load_network):
     also loads INT8 and deployed models).
     """
     from .runtime import contexts
-    clips = data.read_clip_list(opt.val_list, opt.val_data_dir, opt.num_classes, opt.video_loader)
+    frame_names = data.name_pattern_for(opt.dataset, opt.name_pattern)
+    clips = data.read_clip_list(opt.val_list, opt.val_data_dir, opt.num_classes, opt.video_loader,
+                                name_pattern=frame_names)
     names = class_names(opt.num_classes, opt.class_index)
     try:
         os.makedirs(opt.save_dir, exist_ok=True)
@@ -396,7 +401,7 @@ def evaluate(opt, load_network=load_network):
     logger.info('%d clips x %d segments x %d crops = %d views per clip; %s', len(clips), opt.num_segments,
                 opt.num_crop, opt.num_segments * opt.num_crop, opt.resume_params or 'model zoo weights')
     tic = time.time()
-    done, scores, bad = score_clips(Predictor(net, ctx, opt), ViewDataset(clips, opt), opt)
+    done, scores, bad = score_clips(Predictor(net, ctx, opt), ViewDataset(clips, opt, frame_names), opt)
     seconds = time.time() - tic
     labels = np.array([clips[i].label for i in done])
     info = {'model': opt.model, 'params': opt.resume_params, 'val_list': opt.val_list,

@@ -31,7 +31,7 @@ TAKES_EFFECT = {'dataset', 'data_dir', 'val_data_dir', 'val_list', 'num_workers'
                 'new_step', 'input_size', 'num_crop', 'input_5d', 'model', 'num_classes', 'use_pretrained',
                 'hashtag', 'use_tsn', 'batch_norm', 'mode', 'dtype', 'num_gpus', 'resume_params', 'ten_crop',
                 'three_crop', 'class_index', 'score_average', 'use_softmax', 'views_per_pass', 'batch_size',
-                'save_dir', 'log_interval'}
+                'save_dir', 'log_interval', 'name_pattern', 'slowfast'}
 
 
 def build_parser():

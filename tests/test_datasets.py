@@ -85,7 +85,7 @@ def sthsthv2_command(syn, save_dir, *extra):
 
 def test_somethingsomethingv2_lists_check_against_its_frame_names(sthsthv2_set, tmp_path):
     opt = tr.check_args(tr.parse_args(sthsthv2_command(sthsthv2_set, tmp_path / 'a')))
-    assert opt.name_pattern == '%06d.jpg'
+    assert opt.name_pattern is None and data.name_pattern_for(opt.dataset, opt.name_pattern) == '%06d.jpg'
     train, val = tr.read_lists(opt)
     assert (len(train), len(val)) == (4, 2)
     # The same folders read as UCF101 data: no img_*.jpg frames, and the error says how to fix it.
