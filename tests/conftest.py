@@ -86,3 +86,12 @@ def fit_quickly(syn, params_path, steps=30, seed=0):
         loss.backward()
         trainer.step(8)
     net.save_parameters(params_path)
+
+
+def assert_user_error(res, *words):
+    """A script run that failed with exit 2 and one `error:` line holding every word."""
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), res.stderr
+    for word in words:
+        assert word in lines[0]

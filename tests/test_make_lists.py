@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from recognizer import data
+from conftest import assert_user_error
 from video_fixtures import (decoded_frames, read_rows, set_avi_frame_count, truncate, write_empty, write_garbage,
                             write_video)
 
@@ -165,14 +166,6 @@ def test_split_file_gives_the_split_and_reports_what_it_names_but_is_not_there(f
     assert '%s: not found (named in split.txt:5)' % os.path.join(folder, 'café au lait', 'gone.mp4') in res.stdout
     assert '%s: no frame could be decoded' % os.path.join(folder, 'Zebra', 'broken.avi') in res.stdout
     assert '15 clip(s) under' in res.stdout and 'are not named in' in res.stdout
-
-
-def assert_user_error(res, *words):
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), res.stderr
-    for word in words:
-        assert word in lines[0]
 
 
 def test_bad_input_is_one_clear_error(folder, tmp_path):

@@ -8,6 +8,7 @@ import sys
 import cv2
 import pytest
 
+from conftest import assert_user_error
 from recognizer import data
 from video_fixtures import read_rows, write_empty, write_garbage, write_video
 
@@ -17,14 +18,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run(script, *args):
     cmd = [sys.executable, os.path.join(ROOT, 'scripts', script), '--num_worker', '2'] + [str(a) for a in args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
-
-
-def assert_user_error(res, *words):
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), res.stderr
-    for word in words:
-        assert word in lines[0]
 
 
 def read_text(path):
