@@ -32,7 +32,7 @@ from recognizer.dist import param_checksum  # noqa: E402
 from recognizer.kvstore import (Allreduce, agree_on_resume_point, average_running_stats,  # noqa: E402
                                 broadcast_initial_weights, create_kvstore, is_dist, rank_and_world_size)
 from recognizer.models import accepts_kwarg, build_network, weights_source  # noqa: E402
-from recognizer.runtime import contexts, setup_logging  # noqa: E402
+from recognizer.runtime import amp_dtype, amp_problem, contexts, cpu_flags, setup_logging  # noqa: E402
 from recognizer.schedule import LRSchedule  # noqa: E402
 from recognizer.training import Objective, build_trainer, load_batch, train_step  # noqa: E402
 
@@ -72,15 +72,25 @@ def check_args(opt):
         raise UserError('--hard-weight must be between 0 and 1, got %g' % opt.hard_weight)
     if opt.dtype not in ('float32', 'float16'):
         raise UserError('--dtype %s: choose float32 or float16 (float16 needs a GPU)' % opt.dtype)
-    if opt.num_gpus == 0 and (opt.dtype == 'float16' or opt.use_amp):
-        raise UserError('%s needs a GPU (mxnet-cu112, see python scripts/check_env.py); on the CPU train with '
-                        '--dtype float32 and without --use-amp' % ('--use-amp' if opt.use_amp else '--dtype float16'))
+    if opt.num_gpus == 0 and opt.dtype == 'float16':
+        raise UserError('--dtype float16 needs a GPU (mxnet-cu112, see python scripts/check_env.py); on the CPU '
+                        'train with --dtype float32 (--use-amp: bfloat16, on CPUs that have it)')
+    if opt.amp_dtype and not opt.use_amp:
+        raise UserError('--amp-dtype %s only chooses the type of --use-amp: add --use-amp' % opt.amp_dtype)
+    problem = amp_problem(mixed_precision(opt), opt.num_gpus, cpu_flags())
+    if problem:
+        raise UserError(problem)
     options.check_input_fits_frames(opt)
     options.check_at_least_one((('--batch-size', opt.batch_size), ('--num-segments', opt.num_segments),
                                 ('--accumulate', opt.accumulate), ('--cpu-contexts', opt.cpu_contexts)))
     zoo.check_input(opt.model, opt.new_length, opt.input_size, opt.input_5d, opt.new_step, opt.slowfast,
                     opt.fast_temporal_stride, opt.slow_temporal_stride)
     return opt
+
+
+def mixed_precision(opt):
+    """None, or the low-precision type --use-amp trains in (float16 on GPUs, bfloat16 on CPUs)."""
+    return amp_dtype(opt.use_amp, opt.amp_dtype, opt.num_gpus)
 
 
 def decay_epochs(opt):
@@ -339,7 +349,8 @@ class Run(object):
             self.trainer.set_learning_rate(lr)
             data_parts, label_parts, bad = load_batch(batch, ctx)
             stats = train_step(self.net, self.trainer, self.objective, data_parts, label_parts,
-                               lambda x: to_network_input(x, opt), self.step_size, use_amp=opt.use_amp,
+                               lambda x: to_network_input(x, opt), self.step_size,
+                               scale_loss=mixed_precision(opt) == 'float16',
                                step=(i + 1) % opt.accumulate == 0, lam=self.mixup_weight(i))
             loss_sum = loss_sum + sum(s[0].as_in_context(ctx[0]) for s in stats)
             correct = correct + sum(s[1].as_in_context(ctx[0]) for s in stats)
@@ -627,8 +638,8 @@ def evaluate_only(opt):
 def prepare_network(opt, ctx, kv):
     """The network and its Trainer, hybridized, with every worker starting from the same weights."""
     mx.random.seed(opt.seed)
-    if opt.use_amp:
-        amp.init()   # rewrites mx.nd/mx.sym operators: before the network is built and hybridized
+    if opt.use_amp:   # rewrites mx.nd/mx.sym operators: before the network is built and hybridized
+        amp.init(target_dtype=mixed_precision(opt))
     net = build_model(opt, ctx)
     if opt.finetune_from:
         finetune_from(net, opt, ctx)
@@ -639,7 +650,7 @@ def prepare_network(opt, ctx, kv):
     trainer = build_trainer(opt, net, kv)
     if is_dist(kv):
         broadcast_initial_weights(net, trainer, kv, blank_input(opt, ctx[0]), ctx)
-    if opt.use_amp:
+    if mixed_precision(opt) == 'float16':   # bfloat16 has float32's range: no loss scaling
         amp.init_trainer(trainer)
     return net, trainer
 

@@ -134,7 +134,11 @@ def add_training_model_args(p):
                         '--num-classes: every weight whose name and shape fit is loaded, the classifier starts fresh.')
     p.add_argument('--partial-bn', action='store_true', help='freeze all BatchNorm layers but the first.')
     p.add_argument('--freeze-bn', action='store_true', help='freeze all BatchNorm layers.')
-    p.add_argument('--use-amp', action='store_true', help='automatic mixed precision (GPU).')
+    p.add_argument('--use-amp', action='store_true',
+                   help='automatic mixed precision: float16 on GPUs, bfloat16 on CPUs with avx512_bf16 or AMX; '
+                        'weights and checkpoints stay float32.')
+    p.add_argument('--amp-dtype', choices=['float16', 'bfloat16'], default=None,
+                   help='the low-precision type of --use-amp (default: float16 on GPUs, bfloat16 on CPUs).')
 
 
 def add_regularisation_args(p):

@@ -1,4 +1,4 @@
-"""Process set-up shared by the entry points: the devices to run on and the log handlers."""
+"""Process set-up shared by the entry points: the devices to run on, mixed precision, the log handlers."""
 import logging
 import logging.handlers
 import os
@@ -17,6 +17,46 @@ def contexts(num_gpus, cpu_contexts=1):
                             % (num_gpus, seen, num_gpus))
         return [mx.gpu(i) for i in range(num_gpus)]
     return [mx.cpu(i) for i in range(cpu_contexts)]
+
+
+# MXNet 1.9's oneDNN runs bfloat16 at full speed only with these CPU instructions; without them it
+# has no bfloat16 kernels at all (AVX2) or emulates them slower than float32 (plain AVX-512).
+BF16_CPU_FEATURES = ('avx512_bf16', 'amx_bf16')
+
+
+def cpu_flags(cpuinfo='/proc/cpuinfo'):
+    """The instruction-set flags of the first CPU in ``cpuinfo`` (empty where the file is missing)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def amp_dtype(use_amp, amp_dtype, num_gpus):
+    """The low-precision type of --use-amp: --amp-dtype if given, else float16 on GPUs, bfloat16 on CPUs."""
+    if not use_amp:
+        return None
+    return amp_dtype or ('float16' if num_gpus > 0 else 'bfloat16')
+
+
+def amp_problem(dtype, num_gpus, flags):
+    """Why mixed precision in ``dtype`` cannot run here (None if it can); ``flags`` from cpu_flags()."""
+    if dtype == 'float16' and num_gpus == 0:
+        return ('--use-amp --amp-dtype float16 needs a GPU (mxnet-cu112, see python scripts/check_env.py); '
+                'on a CPU, --use-amp trains in bfloat16')
+    if dtype == 'bfloat16' and num_gpus > 0:
+        return ('--amp-dtype bfloat16: MXNet 1.9 runs bfloat16 mixed precision on CPUs only; on GPUs use '
+                '--use-amp (float16)')
+    if dtype == 'bfloat16' and not flags & set(BF16_CPU_FEATURES):
+        has = sorted(flags & {'avx2', 'avx512f', 'avx512_core', 'avx512bw'})
+        return ('--use-amp on the CPU trains in bfloat16, which needs a CPU with %s; this one has neither '
+                '(its vector instructions: %s). Train in float32 without --use-amp, or with --num-gpus N '
+                'on a GPU host' % (' or '.join(BF16_CPU_FEATURES), ', '.join(has) or 'none found'))
+    return None
 
 
 def setup_logging(logger, rank=0, log_file=None, keep_for_file=False):

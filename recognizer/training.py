@@ -38,13 +38,13 @@ def build_trainer(opt, net, kv):
     return trainer
 
 
-def train_step(net, trainer, objective, data_parts, label_parts, to_input, step_size, use_amp=False, step=True,
+def train_step(net, trainer, objective, data_parts, label_parts, to_input, step_size, scale_loss=False, step=True,
                lam=None):
     """Forward and backward on every device; with ``step``, an update normalised by ``step_size`` clips.
 
     ``to_input`` turns a device's clips into network input; ``objective`` (an Objective) gives the
-    per-clip loss; ``lam`` mixes every clip with another
-    (mixup). Returns per-device (loss sum, correct count) NDArrays: nothing here waits for the
+    per-clip loss; ``scale_loss`` applies float16 AMP's loss scaling; ``lam`` mixes every clip with
+    another (mixup). Returns per-device (loss sum, correct count) NDArrays: nothing here waits for the
     device. Under mixup a prediction counts as correct when it names the clip that dominates the mix.
     """
     with autograd.record():
@@ -53,7 +53,7 @@ def train_step(net, trainer, objective, data_parts, label_parts, to_input, step_
         # The loss in float32 even for --dtype float16, so metrics are not rounded to fp16.
         losses = [objective(out, y, x, lam) for out, y, x in zip(outputs, label_parts, inputs)]
         heads = losses
-        if use_amp:   # scaling must be recorded, so it happens inside record()
+        if scale_loss:   # scaling must be recorded, so it happens inside record()
             from mxnet.contrib import amp
             with amp.scale_loss(losses, trainer) as scaled:
                 heads = scaled

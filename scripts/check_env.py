@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recognizer import cuda_libs  # noqa: E402  (importing recognizer preloads pip CUDA libraries)
 from recognizer.errors import run_cli  # noqa: E402
+from recognizer.runtime import amp_dtype, amp_problem, cpu_flags  # noqa: E402
 
 GPU_INSTALL = 'pip install -r requirements-gpu.txt in a fresh virtualenv'
 CPU_INSTALL = 'pip install -r requirements.txt'
@@ -53,6 +54,8 @@ def parse_args(argv=None):
     p.add_argument('--num-gpus', type=int, default=0, help='GPUs the training will use.')
     p.add_argument('--dtype', type=str, default='float32', help='training data type.')
     p.add_argument('--use-amp', action='store_true', help='automatic mixed precision.')
+    p.add_argument('--amp-dtype', choices=['float16', 'bfloat16'], default=None,
+                   help='the type of --use-amp (default: float16 on GPUs, bfloat16 on CPUs).')
     p.add_argument('--batch-norm', action='store_true', help='VGG16-BN backbone for vgg16_* models.')
     p.add_argument('--use-pretrained', action='store_true', help='start from the model zoo\'s weights.')
     p.add_argument('--hashtag', type=str, default='', help='hashtag of the pretrained weights.')
@@ -398,9 +401,11 @@ def check_flags(rep, opt, gpus, links, mx):
     elif opt.num_gpus > gpus:
         rep.problem('--num-gpus %d, but mxnet sees %d GPU(s): fix the driver/library problems above, or use '
                     '--num-gpus %d' % (opt.num_gpus, gpus, gpus))
-    if opt.num_gpus == 0 and (opt.dtype == 'float16' or opt.use_amp):
-        rep.problem('--dtype %s%s needs a GPU: on the CPU train with --dtype float32 and without --use-amp'
-                    % (opt.dtype, ' --use-amp' if opt.use_amp else ''))
+    if opt.num_gpus == 0 and opt.dtype == 'float16':
+        rep.problem('--dtype float16 needs a GPU: on the CPU train with --dtype float32')
+    amp = amp_problem(amp_dtype(opt.use_amp, opt.amp_dtype, opt.num_gpus), opt.num_gpus, cpu_flags())
+    if amp:
+        rep.problem(amp)
 
 
 # --------------------------------------------------------------- weights and disk

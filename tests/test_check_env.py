@@ -50,7 +50,7 @@ def test_num_gpus_on_the_cpu_build_is_one_problem(doctor):
 
 @pytest.mark.parametrize('flags, wanted', [
     (['--dtype', 'float16'], '--dtype float16 needs a GPU'),
-    (['--use-amp'], '--dtype float32 --use-amp needs a GPU'),
+    (['--use-amp', '--amp-dtype', 'float16'], '--use-amp --amp-dtype float16 needs a GPU'),
 ])
 def test_half_precision_on_cpu_is_a_problem(doctor, flags, wanted):
     status, out = doctor(*(CPU_FLAGS + flags))
@@ -139,7 +139,8 @@ def test_doctor_command_line_exit_status(tmp_path):
 @pytest.mark.parametrize('flags, wanted', [
     (['--num-gpus', '1'], 'scripts/check_env.py'),
     (['--dtype', 'float16'], 'a GPU'),
-    (['--use-amp'], 'a GPU'),
+    (['--use-amp', '--amp-dtype', 'float16'], 'a GPU'),
+    (['--amp-dtype', 'bfloat16'], 'add --use-amp'),
 ])
 def test_trainer_refuses_gpu_flags_on_cpu(tmp_path, flags, wanted):
     """check_args stops before any data is read: a dummy --data-dir is enough."""
