@@ -16,5 +16,5 @@ def test_every_training_flag_is_in_the_readme():
 def test_ci_runs_the_readme_test_command():
     readme = open(os.path.join(REPO, 'README.md')).read()
     ci = open(os.path.join(REPO, '.ci', 'run')).read()
-    assert '    python -m pytest -q\n' in readme
-    assert '-m pytest -q' in ci and 'requirements-test.txt' in ci and 'venv' in ci
+    assert '    python -m pytest -q -n 2\n' in readme
+    assert '-m pytest -q -n 2' in ci and 'requirements-test.txt' in ci and 'venv' in ci
