@@ -75,6 +75,10 @@ def check_int8_args(opt):
         opt.use_pretrained = False
     elif opt.model_prefix:
         raise UserError('--model-prefix is read with --deploy only; add --deploy')
+    if opt.slowfast and (opt.calibration or opt.quantized or opt.deploy or opt.benchmark):
+        raise UserError('--slowfast networks have no INT8 or deployed path here (gluoncv\'s zoo has no SlowFast '
+                        'INT8 model either); evaluate them in float32 without --calibration/--quantized/--deploy/'
+                        '--benchmark')
     if (opt.calibration or opt.quantized) and opt.num_gpus > 0:
         raise UserError('INT8 networks run on the CPU (oneDNN); use --num-gpus 0')
     for flag, value in (('--num-calib-batches', opt.num_calib_batches), ('--num-iterations', opt.num_iterations),

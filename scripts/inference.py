@@ -65,6 +65,8 @@ def check_args(opt):
     opt.topk = min(opt.topk, opt.num_classes)
     if opt.window < 0 or opt.stride < 0:
         raise UserError('--window and --stride count frames and cannot be negative')
+    if opt.window and opt.slowfast:
+        raise UserError('--window does not sample --slowfast views yet; score whole inputs (no --window)')
     if opt.stride and not opt.window:
         raise UserError('--stride needs --window W (the window length in frames)')
     opt.stride = opt.stride or opt.window

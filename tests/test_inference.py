@@ -131,3 +131,12 @@ def test_a_gluoncv_data_list_with_saved_logits_and_predictions(checkpoint, tmp_p
     assert sum(p == c for c, p in enumerate(preds)) >= 3
     printed = [line.split()[1] for line in done.stdout.splitlines() if line.strip().startswith('1.')]
     assert printed == ['Class%02d' % p for p in preds]
+
+
+def test_slowfast_windows_are_refused_before_anything_runs(tmp_path):
+    from conftest import assert_user_error
+    res = subprocess.run([sys.executable, 'scripts/inference.py', '--model', 'slowfast_4x16_resnet50_kinetics400',
+                          '--slowfast', '--new-length', '64', '--input-5d', '--window', '64', '--resume-params',
+                          str(tmp_path / 'none.params'), str(tmp_path / 'clip.mp4')],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert_user_error(res, '--window does not sample --slowfast views yet')

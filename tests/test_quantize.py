@@ -120,10 +120,12 @@ def test_a_deployed_pair_for_other_classes_or_missing_files_is_a_user_error(chec
     (dict(calibration=True, num_gpus=1), 'INT8 networks run on the CPU'),
     (dict(calibration=True, deploy=True, model_prefix='p'), 'exclude each other'),
     (dict(num_calib_batches=0), '--num-calib-batches must be at least 1'),
+    (dict(quantized=True, slowfast=True), '--slowfast networks have no INT8 or deployed path'),
 ])
 def test_int8_flags_that_cannot_work_are_refused(change, message):
     opt = dict(calibration=False, quantized=False, deploy=False, model_prefix=None, num_gpus=0, num_calib_batches=5,
-               num_iterations=100, batch_size=1, resume_params='', use_pretrained=False)
+               num_iterations=100, batch_size=1, resume_params='', use_pretrained=False, slowfast=False,
+               benchmark=False)
     opt.update(change)
     with pytest.raises(UserError, match=message):
         quantize.check_int8_args(SimpleNamespace(**opt))
@@ -134,7 +136,7 @@ def test_deploy_takes_its_weights_from_the_prefix(tmp_path):
         (tmp_path / ('x' + suffix)).write_text('')
     opt = SimpleNamespace(calibration=False, quantized=False, deploy=True, model_prefix=str(tmp_path / 'x'),
                           num_gpus=0, num_calib_batches=5, num_iterations=100, batch_size=1, resume_params='',
-                          use_pretrained=True)
+                          use_pretrained=True, slowfast=False, benchmark=False)
     quantize.check_int8_args(opt)
     assert opt.resume_params == str(tmp_path / 'x-0000.params') and not opt.use_pretrained
 

@@ -159,3 +159,51 @@ def test_frames_per_segment():
     assert data.frames_per_segment(64, True, 2, 16) == 36
     assert data.frames_per_segment(128, True, 2, 8) == 80
     assert data.frames_per_segment(32, False) == 32
+
+
+def view_options(new_length, fast, slow, segments, video):
+    """The test protocol's options (scripts/test_recognizer.py's flags) for one crop of the whole frame."""
+    import argparse
+    return argparse.Namespace(input_size=SIZE, num_crop=1, num_segments=segments, new_length=new_length, new_step=1,
+                              new_width=SIZE, new_height=SIZE, video_loader=video, slowfast=True,
+                              fast_temporal_stride=fast, slow_temporal_stride=slow)
+
+
+@pytest.mark.parametrize('video', [False, True], ids=['frames', 'video'])
+@pytest.mark.parametrize('new_length,fast,slow,segments', SETTINGS)
+def test_test_protocol_views_equal_gluoncv_test_mode(clips, video, new_length, fast, slow, segments):
+    """scripts/test_recognizer.py --slowfast: each view holds the frames of GluonCV's test_mode item."""
+    from recognizer.evaluation import ViewDataset
+    theirs = gluoncv_dataset(clips, video, False, new_length, fast, slow, segments)
+    theirs.test_mode = True
+    list_name = 'videos.txt' if video else 'frames.txt'
+    items = data.read_clip_list(str(clips['root'] / list_name), str(clips['root'] / ('videos' if video else 'frames')),
+                                num_classes=1, video=video, name_pattern='img_%05d.png')
+    ours = ViewDataset(items, view_options(new_length, fast, slow, segments, video), name_pattern='img_%05d.png')
+    for index, n in enumerate(clips['lengths']):
+        views, _, _, error = ours[index]
+        assert error is None and views.shape == (segments, new_length // fast + new_length // slow, SIZE, SIZE, 3)
+        assert [numbers_of(view, video) for view in views] == gluoncv_segments(theirs, index, video), n
+
+
+@pytest.mark.slow
+def test_test_recognizer_scores_a_slowfast_checkpoint(tmp_path):
+    """The whole test protocol on a (random) SlowFast checkpoint: 36-frame views, every clip scored."""
+    import json
+    from conftest import run_trainer
+    from recognizer.models import build_network
+    from recognizer.synthetic import make_synthetic_ucf101
+    syn = make_synthetic_ucf101(str(tmp_path / 'syn'), num_classes=2, train_per_class=1, val_per_class=2,
+                                num_frames=40, width=54, height=40, seed=1)
+    model = 'slowfast_4x16_resnet50_kinetics400'
+    net = build_network(model, 2, [mx.cpu()], pretrained_base=False)
+    net(mx.nd.zeros((1, 3, data.frames_per_segment(64, True, 2, 16), 64, 64)))
+    net.save_parameters(str(tmp_path / 'sf.params'))
+    res = run_trainer(['--model', model, '--num-classes', '2', '--resume-params', tmp_path / 'sf.params',
+                       '--data-dir', syn['rawframes_dir'], '--val-list', syn['val_list_rawframes'], '--slowfast',
+                       '--new-length', '64', '--new-height', '64', '--new-width', '86', '--input-size', '64',
+                       '--input-5d', '--save-dir', tmp_path / 'out'], script='scripts/test_recognizer.py')
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert summary['clips'] == 4 and summary['skipped'] == [] and summary['views_per_clip'] == 1
+    assert len((tmp_path / 'out' / 'predictions.csv').read_text().splitlines()) == 1 + 4
