@@ -10,10 +10,8 @@ like does not depend on the number of loader workers, their order, or a resume.
 """
 import atexit
 import glob
-import logging
 import os
 import re
-import threading
 from collections import namedtuple
 
 import cv2
@@ -22,6 +20,7 @@ import numpy as np
 from . import transforms
 from .dist import dump_shard, sharded_indices
 from .errors import UserError
+from .videoread import BadSample, VideoFile
 
 NAME_PATTERN = 'img_%05d.jpg'
 # GluonCV's dataset classes: SomethingSomethingV2 reads the frames its preparation script writes
@@ -307,105 +306,6 @@ def read_frames(clip_dir, numbers, new_width=0, new_height=0, name_pattern=NAME_
     return [decoded[n] for n in numbers]
 
 
-# Containers and codecs in which decord's frame seeking returns the frames asked for, with B-frames
-# and several keyframes (tests/test_video_frame_accuracy.py). Elsewhere it does not: in MPEG-4
-# part 2 with B-frames (UCF101's XviD .avi files) and in .avi files with B-frames it returns
-# frames up to 20 away from the one asked for, or repeats one, whatever GluonCV's loader asks.
-SEEKABLE_CODECS = {'h264', 'avc1', 'H264', 'AVC1', 'x264', 'X264'}
-SEEKABLE_CONTAINERS = {'.mp4', '.m4v', '.mov', '.mkv'}
-_warned = set()
-_warned_lock = threading.Lock()
-logger = logging.getLogger(__name__)
-
-
-class VideoFile(object):
-    """A video opened to read sampled frames, RGB uint8, resized to (new_height, new_width) when given.
-
-    decord gives the length (GluonCV's: the packets of the video stream) and the keyframes. Videos
-    whose every frame is a keyframe (MJPG) are read by seeking with decord. Videos with inter-frame
-    coding are decoded in order from their first frame with OpenCV (the decoder the preparation
-    scripts extract frames with), converting only the sampled frames: with the one keyframe a
-    UCF101 clip has, seeking cannot skip any decoding, and decord's seeking is wrong for some codecs
-    (SEEKABLE_CODECS). Only H.264 in MP4/MKV with several keyframes is read by seeking with decord,
-    which then skips whole groups of frames. Consecutive reads go on from where the last stopped, so
-    a long video read in increasing order (recognizer.windows) is decoded once; nothing decoded is
-    kept beyond the frames returned.
-    """
-
-    def __init__(self, path, new_width=0, new_height=0):
-        import decord
-        self.path = path
-        self.size = (new_width, new_height) if new_width > 0 and new_height > 0 else None
-        try:
-            if self.size:
-                self.reader = decord.VideoReader(path, width=new_width, height=new_height, num_threads=1)
-            else:
-                self.reader = decord.VideoReader(path, num_threads=1)
-        except Exception as err:  # decord raises its own DECORDError types
-            raise BadSample(path, 'cannot be opened as a video (%s)' % str(err).splitlines()[0]) from None
-        self.length = len(self.reader)
-        self.keyframes = len(self.reader.get_key_indices())
-        self.capture, self.position = None, 0
-        self.seek = self.keyframes >= self.length or (self.keyframes > 1 and self._seeks_accurately())
-
-    def __len__(self):
-        return self.length
-
-    def _open_capture(self):
-        self.capture = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-        self.position = 0
-        if not self.capture.isOpened():
-            raise BadSample(self.path, 'cannot be opened by OpenCV\'s FFmpeg decoder')
-
-    def _seeks_accurately(self):
-        self._open_capture()
-        code = int(self.capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, 'little').decode('latin-1').strip('\0 ')
-        container = os.path.splitext(self.path)[1].lower()
-        if code in SEEKABLE_CODECS and container in SEEKABLE_CONTAINERS:
-            self.capture.release()
-            self.capture = None
-            return True
-        with _warned_lock:
-            first = (code, container) not in _warned
-            _warned.add((code, container))
-        if first:
-            logger.warning('video loader: decord cannot be trusted to seek in %s videos in %s files (%s has '
-                           'inter-frame coding); decoding them in order from the first frame instead',
-                           code or 'unknown-codec', container or 'extension-less', self.path)
-        return False
-
-    def frames(self, numbers):
-        """RGB frames of the 1-based ``numbers`` (any order, repeats allowed)."""
-        wanted = sorted(set(numbers))
-        if wanted[0] < 1 or wanted[-1] > self.length:
-            raise BadSample(self.path, 'has no frame %d (it has %d)' % (wanted[0] if wanted[0] < 1 else wanted[-1],
-                                                                        self.length))
-        decode = self._by_seeking if self.seek else self._in_order
-        found = dict(zip(wanted, decode(wanted)))
-        return [found[n] for n in numbers]
-
-    def _by_seeking(self, wanted):
-        return list(self.reader.get_batch([n - 1 for n in wanted]).asnumpy())
-
-    def _in_order(self, wanted):
-        if self.capture is None or self.position > wanted[0]:
-            self._open_capture()    # backwards: start again (a repeat of the last frame needs no decoding)
-        out = []
-        for n in wanted:
-            while self.position < n:
-                if not self.capture.grab():
-                    raise BadSample(self.path, 'frame %d cannot be decoded (the video ends or is broken after '
-                                               'frame %d)' % (n, self.position))
-                self.position += 1
-            ok, bgr = self.capture.retrieve()
-            if not ok:
-                raise BadSample(self.path, 'frame %d cannot be decoded' % n)
-            if self.size and bgr.shape[:2] != self.size[::-1]:
-                bgr = cv2.resize(bgr, self.size)
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        return out
-
-
 def open_video(path, new_width=0, new_height=0):
     return VideoFile(path, new_width, new_height)
 
@@ -429,14 +329,6 @@ def decode_whole_clip(clip, video, name_pattern=NAME_PATTERN):
             read_video_frames(reader, clip.path, list(range(start + 1, min(start + 64, len(reader)) + 1)))
         return
     read_frames(clip.path, range(1, clip.num_frames + 1), name_pattern=name_pattern)
-
-
-class BadSample(Exception):
-    """A frame or video that cannot be decoded, found while loading."""
-
-    def __init__(self, path, what):
-        super().__init__('%s %s' % (path, what))
-        self.path = path
 
 
 # ---------------------------------------------------------------- dataset and loader
@@ -509,10 +401,13 @@ class ClipDataset(object):
             return self.transform(read_frames(clip.path, numbers, self.new_width, self.new_height,
                                               self.name_pattern), rng)
         reader = open_video(clip.path, self.new_width, self.new_height)
-        if len(reader) == 0:
-            raise BadSample(clip.path, 'has no frames')
-        numbers = self.frame_numbers(len(reader), rng)
-        return self.transform(read_video_frames(reader, clip.path, numbers), rng)
+        try:
+            if len(reader) == 0:
+                raise BadSample(clip.path, 'has no frames')
+            frames = read_video_frames(reader, clip.path, self.frame_numbers(len(reader), rng))
+        finally:
+            reader.close()
+        return self.transform(frames, rng)
 
 
 def training_datasets(opt, train_clips, val_clips):

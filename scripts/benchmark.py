@@ -8,7 +8,7 @@ child process so that memory figures are its own:
     GluonCV's VideoGroupTrainTransform and a gluon DataLoader with the same settings. Our
     workers are threads of the main process (GluonCV's are processes): "per worker" is per loader
     thread there, and its CPU-seconds are the whole process's, main thread included;
-(a) again for training from videos (--video-loader --use-decord against GluonCV's
+(a2) (a) for training from videos (--video-loader --use-decord against GluonCV's
     UCF101(video_loader=True, use_decord=True)), on generated 320x240 25 fps 7 s videos in each of
     --video-codecs: H.264 and MPEG-4 part 2 (XviD, UCF101's own) with B-frames, and MJPG. The
     peak RSS at the start and the end of each timed loop shows whether memory grows;
@@ -596,12 +596,12 @@ def compare_loaders(opt, video_codec=None):
     return ours, gluon
 
 
-def print_loaders(opt, ours_rounds, gluon_rounds, source):
+def print_loaders(opt, ours_rounds, gluon_rounds, source, label='(a)'):
     """The table of one loader comparison (best rounds, with every round's figure); returns the
     speed-up in frames/s per worker."""
     ours, gluon = best(ours_rounds, 'frames_per_s_worker'), best(gluon_rounds, 'frames_per_s_worker')
-    print('(a) data pipeline: %s, %d segments, %d px train crop, batch %d, %d workers'
-          % (source, NUM_SEGMENTS, opt.input_size, opt.batch_size, opt.workers))
+    print('%s data pipeline: %s, %d segments, %d px train crop, batch %d, %d workers'
+          % (label, source, NUM_SEGMENTS, opt.input_size, opt.batch_size, opt.workers))
     header = ('loader', 'clips/s', 'frames/s', 'clips/s/worker', 'frames/s/worker', 'frames/worker-CPU-s',
               'main RSS MiB', 'total PSS MiB')
     print('    %-10s %10s %12s %16s %17s %21s %13s %14s' % header)
@@ -648,7 +648,7 @@ def video_comparisons(opt, work):
     for codec in codecs:
         ours, gluon = compare_loaders(opt, codec)
         source = '%s videos %dx%d decoded to %dx%d' % (codec, VIDEO_W, VIDEO_H, FRAME_W, FRAME_H)
-        speedups[codec] = print_loaders(opt, ours, gluon, source)
+        speedups[codec] = print_loaders(opt, ours, gluon, source, '(a2)')
     return speedups
 
 

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from recognizer import data, extract, videocodecs
+from recognizer import data, extract, videocodecs, videoread
 from recognizer.synthetic import make_synthetic_ucf101, render_clip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,20 +41,20 @@ def extracted(video, tmp_path):
     return folder
 
 
-# (codec, container, read by seeking with decord): decord seeks correctly in H.264 .mp4 files; in
-# .avi files (no presentation timestamps) and in MPEG-4 part 2 with B-frames it does not, and the
-# loader decodes those in order.
-CASES = [('h264', '.mp4', True), ('h264', '.avi', False), ('mpeg4', '.avi', False)]
+# (codec, container, how the loader reads it, recognizer.videoread): decord's seeking is wrong for
+# MPEG-4 part 2 with B-frames and in .avi files, whose frames the loader decodes in order, by
+# timestamp with PyAV ('skip') or with OpenCV where there are no timestamps ('order').
+CASES = [('h264', '.mp4', 'skip'), ('mpeg4', '.mkv', 'skip'), ('h264', '.avi', 'order'), ('mpeg4', '.avi', 'order')]
 
 
 @pytest.fixture(scope='module', params=CASES, ids=['%s%s' % case[:2] for case in CASES])
 def coded(request, tmp_path_factory):
     """(codec, video path, frame folder, picture types, keyframe flags) for one inter-frame codec."""
-    codec, container, seeks = request.param
+    codec, container, mode = request.param
     tmp = tmp_path_factory.mktemp(codec)
     video = videocodecs.write_video(str(tmp / ('clip' + container)), numbered_clip(1), codec, keyint=KEYINT,
                                     options=FIXED_B_FRAMES.get(codec))
-    assert data.open_video(video).seek == seeks
+    assert data.open_video(video).mode == mode
     types, keys = videocodecs.frame_types(video)
     assert len(types) == NUM_FRAMES
     # The file really is what the test is about: B-frames, and several keyframes to seek between.
@@ -97,31 +97,31 @@ def test_sampled_frames_equal_the_extracted_frames_of_the_same_numbers(coded):
 
 
 def test_reads_in_increasing_order_go_on_from_the_last_frame_decoded(coded, monkeypatch):
-    """recognizer.windows reads a long video in increasing chunks: each frame is decoded once."""
+    """recognizer.windows reads a long video in increasing chunks: each frame is decoded once,
+    except after a step back."""
     codec, video, folder, _, _ = coded
     reader = data.open_video(video)
-    if reader.seek:
-        pytest.skip('read by seeking')
-    opened = []
-    open_capture = reader._open_capture
-    monkeypatch.setattr(reader, '_open_capture', lambda: opened.append(1) or open_capture())
-    chunks = [[1, 2, 5], [5, 9], [10, 30, 31], [NUM_FRAMES], [3]]
+    restarts = []
+    for owner, name in ((videoread.VideoFile, '_open_capture'), (videoread.TimestampDecoder, '_restart_at')):
+        original = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, original=original: restarts.append(a[1:]) or original(*a))
+    chunks = [[1, 2, 5], [6, 9], [10, 14, 15], [KEYINT - 1, KEYINT], [3]]
     for numbers in chunks:
         assert [videocodecs.read_number(f) for f in data.read_video_frames(reader, video, numbers)] == numbers
-    # Only for the step back to frame 3: the decoder opened to learn the codec is the one read on.
-    assert len(opened) == 1
+    assert len(restarts) == 2, restarts    # at the first frame, and for the step back to frame 3
 
 
 def test_inaccurate_seeking_is_said_once_per_codec_and_container(tmp_path, caplog):
     frames = numbered_clip(2, num_frames=30)
     for k in range(2):
-        videocodecs.write_video(str(tmp_path / ('%d.mkv' % k)), frames, 'mpeg4', keyint=10)
-    data._warned.discard(('FMP4', '.mkv'))    # the pytest process may have opened one before
-    with caplog.at_level('WARNING', logger='recognizer.data'):
-        readers = [data.open_video(str(tmp_path / ('%d.mkv' % k))) for k in range(2)]
-    assert [r.seek for r in readers] == [False, False]
+        videocodecs.write_video(str(tmp_path / ('%d.avi' % k)), frames, 'mpeg4', keyint=10)
+    videoread._warned.discard(('FMP4', '.avi'))    # the pytest process may have read one before
+    with caplog.at_level('WARNING', logger='recognizer.videoread'):
+        for k in range(2):
+            path = str(tmp_path / ('%d.avi' % k))
+            assert videocodecs.read_number(data.read_video_frames(data.open_video(path), path, [7])[0]) == 7
     said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 1 and 'decord cannot be trusted to seek in FMP4 videos in .mkv files' in said[0], said
+    assert len(said) == 1 and 'decord cannot be trusted to seek in FMP4 videos in .avi files' in said[0], said
 
 
 def test_training_samples_from_the_video_equal_those_from_its_frames(coded):
