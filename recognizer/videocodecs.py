@@ -37,7 +37,7 @@ def _import_av():
         import av
     except ImportError:
         raise UserError('writing H.264/MPEG-4 videos needs PyAV: pip install "av>=12,<17" '
-                        '(it is in requirements-test.txt)') from None
+                        '(it is in requirements.txt)') from None
     return av
 
 
