@@ -20,6 +20,7 @@ import numpy as np
 from . import transforms
 from .dist import dump_shard, sharded_indices
 from .errors import UserError
+from .videoread import BadSample, VideoFile
 
 NAME_PATTERN = 'img_%05d.jpg'
 # GluonCV's dataset classes: SomethingSomethingV2 reads the frames its preparation script writes
@@ -306,21 +307,16 @@ def read_frames(clip_dir, numbers, new_width=0, new_height=0, name_pattern=NAME_
 
 
 def open_video(path, new_width=0, new_height=0):
-    import decord
-    try:
-        if new_width > 0 and new_height > 0:
-            return decord.VideoReader(path, width=new_width, height=new_height, num_threads=1)
-        return decord.VideoReader(path, num_threads=1)
-    except Exception as err:  # decord raises its own DECORDError types
-        raise BadSample(path, 'cannot be opened as a video (%s)' % str(err).splitlines()[0]) from None
+    return VideoFile(path, new_width, new_height)
 
 
 def read_video_frames(reader, path, numbers):
     try:
-        batch = reader.get_batch([n - 1 for n in numbers]).asnumpy()
+        return reader.frames(numbers)
+    except BadSample:
+        raise
     except Exception as err:
         raise BadSample(path, 'frames %s cannot be decoded (%s)' % (numbers, str(err).splitlines()[0])) from None
-    return list(batch)
 
 
 def decode_whole_clip(clip, video, name_pattern=NAME_PATTERN):
@@ -333,14 +329,6 @@ def decode_whole_clip(clip, video, name_pattern=NAME_PATTERN):
             read_video_frames(reader, clip.path, list(range(start + 1, min(start + 64, len(reader)) + 1)))
         return
     read_frames(clip.path, range(1, clip.num_frames + 1), name_pattern=name_pattern)
-
-
-class BadSample(Exception):
-    """A frame or video that cannot be decoded, found while loading."""
-
-    def __init__(self, path, what):
-        super().__init__('%s %s' % (path, what))
-        self.path = path
 
 
 # ---------------------------------------------------------------- dataset and loader
@@ -413,10 +401,13 @@ class ClipDataset(object):
             return self.transform(read_frames(clip.path, numbers, self.new_width, self.new_height,
                                               self.name_pattern), rng)
         reader = open_video(clip.path, self.new_width, self.new_height)
-        if len(reader) == 0:
-            raise BadSample(clip.path, 'has no frames')
-        numbers = self.frame_numbers(len(reader), rng)
-        return self.transform(read_video_frames(reader, clip.path, numbers), rng)
+        try:
+            if len(reader) == 0:
+                raise BadSample(clip.path, 'has no frames')
+            frames = read_video_frames(reader, clip.path, self.frame_numbers(len(reader), rng))
+        finally:
+            reader.close()
+        return self.transform(frames, rng)
 
 
 def training_datasets(opt, train_clips, val_clips):

@@ -8,16 +8,21 @@ child process so that memory figures are its own:
     GluonCV's VideoGroupTrainTransform and a gluon DataLoader with the same settings. Our
     workers are threads of the main process (GluonCV's are processes): "per worker" is per loader
     thread there, and its CPU-seconds are the whole process's, main thread included;
+(a2) (a) for training from videos (--video-loader --use-decord against GluonCV's
+    UCF101(video_loader=True, use_decord=True)), on generated 320x240 25 fps 7 s videos in each of
+    --video-codecs: H.264 and MPEG-4 part 2 (XviD, UCF101's own) with B-frames, and MJPG. The
+    peak RSS at the start and the end of each timed loop shows whether memory grows;
 (b) training loop: samples/s of train_recognizer.py's own epochs (run as a program, its
     metrics.csv) against the compute bound (recognizer.training.train_step on a batch already in
     memory), measured before and after it;
 (c) peak memory of each: RSS of the main process and PSS summed over it and its loader workers.
 
-Every figure is the best of ``--rounds`` (the least disturbed run). The last two lines are
-``loader_speedup: X`` and ``loop_efficiency: Y``.
+Every figure is the best of ``--rounds`` (the least disturbed run). The last lines are
+``loader_speedup: X``, ``video_loader_speedup: V`` (the lowest over the codecs) and
+``loop_efficiency: Y``.
 
     python scripts/benchmark.py                # full run, a few minutes on 2 cores
-    python scripts/benchmark.py --quick        # CI smoke run, under a minute
+    python scripts/benchmark.py --quick        # smoke run, about two minutes on 2 cores
 """
 import argparse
 import json
@@ -41,6 +46,9 @@ SCALE_RATIOS = [1.0, 0.875, 0.75, 0.66]
 NUM_SEGMENTS = 3
 DISTINCT_FRAMES = 48
 LIST_LINES = 6000
+# UCF101's videos: 320x240 at 25 fps, 7 s on average.
+VIDEO_W, VIDEO_H, VIDEO_FRAMES = 320, 240, 175
+VIDEO_CODECS = ('h264', 'mpeg4', 'mjpg')    # keys of recognizer.videocodecs.CODECS
 
 
 # =============================================================== arguments
@@ -57,7 +65,8 @@ def parse_args(argv=None):
     p.add_argument('--rounds', type=int, default=3, help='repetitions of every measurement; the best counts.')
     p.add_argument('--mode', type=str, default='hybrid', help='network mode, as train_recognizer.py --mode.')
     p.add_argument('--quick', action='store_true',
-                   help='short CI run (under a minute on 2 idle cores): 1 round, 1.5 s loader runs, 2 loop iterations.')
+                   help='short run (about two minutes on 2 idle cores): 1 round, 1.5 s loader runs, 2 loop '
+                        'iterations, 6 videos per codec.')
     p.add_argument('--work-dir', type=str, default=None, help='where to write the data (default: a temp dir).')
     p.add_argument('--keep', action='store_true', help='keep the generated data (a named --work-dir is always kept).')
     p.add_argument('--cpu-step', action='store_true',
@@ -69,14 +78,28 @@ def parse_args(argv=None):
                         'the snapshot the background writer needs (and how long the writer then works).')
     p.add_argument('--step-clips', type=int, default=2, help='clips per step for --cpu-step.')
     p.add_argument('--step-iters', type=int, default=3, help='timed steps per setting for --cpu-step.')
+    p.add_argument('--video-codecs', type=str, default='h264,mpeg4,mjpg',
+                   help='codecs of the video loader comparison (a2), comma-separated, from: %s; '
+                        'empty: no video comparison.' % ', '.join(VIDEO_CODECS))
+    p.add_argument('--videos', type=int, default=None,
+                   help='distinct videos per codec for (a2) (default 24, 6 with --quick).')
     p.add_argument('--stage', type=str, default=None, help=argparse.SUPPRESS)  # child-process entry
+    p.add_argument('--video-codec', type=str, default=None, help=argparse.SUPPRESS)
     p.add_argument('--data-dir', type=str, default=None, help=argparse.SUPPRESS)
     opt = p.parse_args(argv)
     if opt.quick:
         opt.rounds, opt.loader_seconds, opt.loop_iters = 1, 1.5, 2
+    if opt.videos is None:
+        opt.videos = 6 if opt.quick else 24
+    opt.video_codecs = [c.strip() for c in opt.video_codecs.split(',') if c.strip()]
+    unknown = [c for c in opt.video_codecs if c not in VIDEO_CODECS]
+    if unknown:
+        raise UserError('--video-codecs: unknown codec(s) %s; choose from %s'
+                        % (', '.join(unknown), ', '.join(VIDEO_CODECS)))
     for flag, value, low in (('--input-size', opt.input_size, 16), ('--loop-input-size', opt.loop_input_size, 32),
                              ('--batch-size', opt.batch_size, 1), ('--workers', opt.workers, 0),
-                             ('--rounds', opt.rounds, 1), ('--loop-iters', opt.loop_iters, 1)):
+                             ('--rounds', opt.rounds, 1), ('--loop-iters', opt.loop_iters, 1),
+                             ('--videos', opt.videos, 1)):
         if value < low:
             raise UserError('%s must be at least %d, got %d' % (flag, low, value))
     if max(opt.input_size, opt.loop_input_size) > FRAME_H:
@@ -87,21 +110,20 @@ def parse_args(argv=None):
 
 # =============================================================== data
 
-def textured_frame(rng):
-    """A 340x256 BGR frame with smooth colour regions, edges and sensor-like noise.
+def textured_frame(rng, width=FRAME_W, height=FRAME_H, noise=5):
+    """A BGR frame with smooth colour regions, edges and sensor-like noise.
 
-    Compresses like real video frames (about 20 KB at quality 90); flat or pure-noise
-    images would make JPEG decoding unrealistically fast or slow.
+    Compresses like real video frames (about 20 KB at 340x256 and JPEG quality 90); flat or
+    pure-noise images would make JPEG decoding unrealistically fast or slow.
     """
     import cv2
     small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    img = cv2.resize(small, (FRAME_W, FRAME_H), interpolation=cv2.INTER_CUBIC)
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
     for _ in range(6):
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        centre = (int(rng.integers(FRAME_W)), int(rng.integers(FRAME_H)))
+        centre = (int(rng.integers(width)), int(rng.integers(height)))
         cv2.circle(img, centre, int(rng.integers(10, 60)), colour, -1)
-    noise = rng.normal(0, 5, img.shape)
-    return np.clip(img + noise, 0, 255).astype(np.uint8)
+    return np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
 
 
 def write_dataset(root, num_clips, num_frames=30, seed=0):
@@ -124,11 +146,60 @@ def write_dataset(root, num_clips, num_frames=30, seed=0):
             with open(os.path.join(folder, 'img_%05d.jpg' % (f + 1)), 'wb') as out:
                 out.write(pool[(c * 7 + f) % DISTINCT_FRAMES])
         lines.append('Class%02d/v_clip_%04d %d %d\n' % (c % 10, c, num_frames, c % 10))
+    return write_list(root, lines), float(np.mean([len(b) for b in pool]))
+
+
+def write_list(root, lines):
+    """``root``/train_list.txt holding ``lines`` many times over, so that no loader runs out of
+    batches within its timed seconds."""
     list_path = os.path.join(root, 'train_list.txt')
     with open(list_path, 'w') as f:
-        # Listed many times over, so that no loader runs out of batches within its timed seconds.
         f.writelines(lines * -(-LIST_LINES // len(lines)))
-    return list_path, float(np.mean([len(b) for b in pool]))
+    return list_path
+
+
+def video_frames(rng, noise_planes):
+    """VIDEO_FRAMES BGR frames of VIDEO_WxVIDEO_H: a camera pan over a textured scene, objects
+    crossing it and sensor noise that changes every frame, so that inter-frame coding has to
+    work as on real footage (a still or noiseless scene would decode unrealistically fast)."""
+    import cv2
+    scene = textured_frame(rng, VIDEO_W * 3 // 2, VIDEO_H * 3 // 2, noise=0)
+    pan = rng.uniform(-0.9, 0.9, 2) * [VIDEO_W / 4, VIDEO_H / 4] / VIDEO_FRAMES
+    objects = [(rng.uniform(0, VIDEO_W, 2), rng.uniform(-3, 3, 2), int(rng.integers(8, 30)),
+                tuple(int(c) for c in rng.integers(0, 256, 3))) for _ in range(4)]
+    frames = []
+    for t in range(VIDEO_FRAMES):
+        x, y = (np.array([VIDEO_W / 4, VIDEO_H / 4]) + pan * t).astype(int)
+        img = scene[y:y + VIDEO_H, x:x + VIDEO_W].copy()
+        for start, speed, radius, colour in objects:
+            cx, cy = (start + speed * t) % [VIDEO_W, VIDEO_H]
+            cv2.circle(img, (int(cx), int(cy)), radius, colour, -1)
+        noisy = img.astype(np.int16) + noise_planes[t % len(noise_planes)]
+        frames.append(np.clip(noisy, 0, 255).astype(np.uint8))
+    return frames
+
+
+def write_videos(root, codecs, num_videos, seed=0):
+    """``num_videos`` distinct VIDEO_WxVIDEO_H videos of VIDEO_FRAMES frames in every codec, each in
+    ``root``/videos_<codec>/ with its GluonCV list file; returns {codec: (folder, mean KB per video)}."""
+    from recognizer import videocodecs
+    rng = np.random.default_rng(seed)
+    noise_planes = [rng.normal(0, 3, (VIDEO_H, VIDEO_W, 3)).astype(np.int16) for _ in range(7)]
+    sizes = {codec: [] for codec in codecs}
+    lines = []
+    for v in range(num_videos):
+        frames = video_frames(rng, noise_planes)
+        for codec in codecs:
+            name = 'Class%02d/v_clip_%04d%s' % (v % 10, v, videocodecs.extension(codec))
+            path = videocodecs.write_video(os.path.join(root, 'videos_' + codec, name), frames, codec)
+            sizes[codec].append(os.path.getsize(path))
+        lines.append('Class%02d/v_clip_%04d%%s %d %d\n' % (v % 10, v, VIDEO_FRAMES, v % 10))
+    found = {}
+    for codec in codecs:
+        folder = os.path.join(root, 'videos_' + codec)
+        write_list(folder, [line % videocodecs.extension(codec) for line in lines])
+        found[codec] = (folder, np.mean(sizes[codec]) / 1024)
+    return found
 
 
 # =============================================================== memory
@@ -224,14 +295,15 @@ def trainer_opt(opt, data_dir, list_path, size, extra=()):
     return options.training_parser().parse_args(trainer_args(opt, data_dir, list_path, size, extra))
 
 
-def our_loader(opt, data_dir, list_path):
-    """The trainer's train loader; a batch is done when its uint8 clips are NDArrays on the device
-    (normalising there is part of the network step, and so of the compute bound in (b))."""
+def our_loader(opt, data_dir, list_path, video=False):
+    """The trainer's train loader (``video``: with --video-loader --use-decord); a batch is done when
+    its uint8 clips are NDArrays on the device (normalising there is part of the network step, and so
+    of the compute bound in (b))."""
     import mxnet as mx
     from recognizer import data
     from recognizer.training import load_batch
-    t = trainer_opt(opt, data_dir, list_path, opt.input_size)
-    clips = data.read_clip_list(list_path, data_dir, t.num_classes)
+    t = trainer_opt(opt, data_dir, list_path, opt.input_size, ['--video-loader', '--use-decord'] if video else [])
+    clips = data.read_clip_list(list_path, data_dir, t.num_classes, video=video)
     train_set, _ = data.training_datasets(t, clips, [])
     sampler = data.EpochBatchSampler(len(train_set), opt.batch_size, shuffle=True, last_batch='discard')
     loader = data.make_loader(train_set, sampler, t.num_workers, t.prefetch_ratio)
@@ -243,8 +315,9 @@ def our_loader(opt, data_dir, list_path):
     return loader, finish
 
 
-def gluoncv_loader(opt, data_dir, list_path):
-    """GluonCV's train_recognizer.py data path: UCF101 + VideoGroupTrainTransform + DataLoader."""
+def gluoncv_loader(opt, data_dir, list_path, video=False):
+    """GluonCV's train_recognizer.py data path: UCF101 + VideoGroupTrainTransform + DataLoader
+    (``video``: UCF101(video_loader=True, use_decord=True), its --video-loader --use-decord)."""
     from gluoncv.data import UCF101
     from gluoncv.data.transforms.video import VideoGroupTrainTransform
     import mxnet as mx
@@ -254,7 +327,7 @@ def gluoncv_loader(opt, data_dir, list_path):
                                          mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
     dataset = UCF101(root=data_dir, setting=list_path, train=True, num_segments=NUM_SEGMENTS,
                      new_width=FRAME_W, new_height=FRAME_H, target_width=size, target_height=size,
-                     transform=transform)
+                     transform=transform, video_loader=video, use_decord=video)
     prefetch = 2 * opt.workers if opt.workers else None
     loader = gluon.data.DataLoader(dataset, batch_size=opt.batch_size, shuffle=True, num_workers=opt.workers,
                                    prefetch=prefetch, last_batch='discard')
@@ -269,14 +342,18 @@ def gluoncv_loader(opt, data_dir, list_path):
 
 def loader_stage(opt, which):
     """Batches/s of one loader in steady state (workers started, prefetch queue drained)."""
-    list_path = os.path.join(opt.data_dir, 'train_list.txt')
+    root = os.path.join(opt.data_dir, 'videos_' + opt.video_codec) if opt.video_codec else opt.data_dir
     memory = MemoryPeak()
-    loader, finish = (our_loader if which == 'ours' else gluoncv_loader)(opt, opt.data_dir, list_path)
+    make = our_loader if which == 'ours' else gluoncv_loader
+    loader, finish = make(opt, root, os.path.join(root, 'train_list.txt'), video=bool(opt.video_codec))
     batches = iter(loader)
     shape, tic = finish(next(batches)), time.time()
     # Warm-up: drain the batches prefetched while the workers started, or short runs over-report.
     while time.time() - tic < min(2.0, opt.loader_seconds / 2):
         finish(next(batches))
+    # Peak RSS when the loop starts and when it ends: a loader that keeps decoded frames or
+    # readers alive grows between the two over the many passes through the videos.
+    rss_start = main_rss_mib()
     threads = bool(getattr(loader, '_thread_pool', False)) and opt.workers > 0
     count, tic, cpu = 0, time.time(), loader_cpu_seconds(opt.workers, threads)
     for batch in batches:
@@ -292,7 +369,8 @@ def loader_stage(opt, which):
             'clips_per_s_worker': clips_per_s / workers, 'frames_per_s_worker': clips_per_s * NUM_SEGMENTS / workers,
             'frames_per_worker_cpu_s': count * opt.batch_size * NUM_SEGMENTS / max(cpu, 1e-3),
             'batches': count, 'output_shape': list(shape), 'peak_pss_mib': memory.stop(),
-            'main_rss_mib': main_rss_mib(), 'workers_are': 'threads' if threads else 'processes'}
+            'main_rss_mib': main_rss_mib(), 'rss_start_mib': rss_start, 'seconds': seconds,
+            'workers_are': 'threads' if threads else 'processes'}
 
 
 # =============================================================== (b) training loop
@@ -481,9 +559,10 @@ def cpu_step_main(opt):
 
 # =============================================================== driver
 
-def run_child(opt, stage):
+def run_child(opt, stage, video_codec=None):
     """Run one stage in a fresh interpreter; returns its JSON result."""
     argv = [sys.executable, os.path.abspath(__file__), '--stage', stage, '--data-dir', opt.data_dir,
+            '--video-codec', video_codec or '',
             '--input-size', str(opt.input_size), '--loop-input-size', str(opt.loop_input_size),
             '--batch-size', str(opt.batch_size), '--workers', str(opt.workers),
             '--loader-seconds', str(opt.loader_seconds), '--loop-iters', str(opt.loop_iters),
@@ -507,9 +586,22 @@ def child_main(opt):
     return 0
 
 
-def print_loaders(opt, ours, gluon):
-    print('(a) data pipeline: %dx%d JPEG frames, %d segments, %d px train crop, batch %d, %d workers'
-          % (FRAME_W, FRAME_H, NUM_SEGMENTS, opt.input_size, opt.batch_size, opt.workers))
+def compare_loaders(opt, video_codec=None):
+    """Results of ``--rounds`` runs of each loader, ours and GluonCV's alternating so that outside
+    load affects both alike."""
+    ours, gluon = [], []
+    for _ in range(opt.rounds):
+        ours.append(run_child(opt, 'ours', video_codec))
+        gluon.append(run_child(opt, 'gluoncv', video_codec))
+    return ours, gluon
+
+
+def print_loaders(opt, ours_rounds, gluon_rounds, source, label='(a)'):
+    """The table of one loader comparison (best rounds, with every round's figure); returns the
+    speed-up in frames/s per worker."""
+    ours, gluon = best(ours_rounds, 'frames_per_s_worker'), best(gluon_rounds, 'frames_per_s_worker')
+    print('%s data pipeline: %s, %d segments, %d px train crop, batch %d, %d workers'
+          % (label, source, NUM_SEGMENTS, opt.input_size, opt.batch_size, opt.workers))
     header = ('loader', 'clips/s', 'frames/s', 'clips/s/worker', 'frames/s/worker', 'frames/worker-CPU-s',
               'main RSS MiB', 'total PSS MiB')
     print('    %-10s %10s %12s %16s %17s %21s %13s %14s' % header)
@@ -517,11 +609,47 @@ def print_loaders(opt, ours, gluon):
         print('    %-10s %10.1f %12.1f %16.1f %17.1f %21.1f %13.0f %14.0f'
               % (name, r['clips_per_s'], r['frames_per_s'], r['clips_per_s_worker'], r['frames_per_s_worker'],
                  r['frames_per_worker_cpu_s'], r['main_rss_mib'], r['peak_pss_mib']))
+    print('    frames/s/worker of every round: ours %s; gluoncv %s'
+          % (' '.join('%.1f' % r['frames_per_s_worker'] for r in ours_rounds),
+             ' '.join('%.1f' % r['frames_per_s_worker'] for r in gluon_rounds)))
+    print('    peak RSS of the main process at the start -> end of the timed loop: ours %.0f -> %.0f MiB '
+          '(%d clips in %.0f s), gluoncv %.0f -> %.0f MiB'
+          % (ours['rss_start_mib'], ours['main_rss_mib'], ours['batches'] * opt.batch_size, ours['seconds'],
+             gluon['rss_start_mib'], gluon['main_rss_mib']))
     print('    workers: ours %d %s, gluoncv %d %s; frames/worker-CPU-s of threads counts the whole process'
           % (opt.workers, ours['workers_are'], opt.workers, gluon['workers_are']))
     print('    on the device: ours %s uint8 (normalised by the network step), gluoncv %s float32'
           % (ours['output_shape'], gluon['output_shape']))
     return ours['frames_per_s_worker'] / gluon['frames_per_s_worker']
+
+
+def video_comparisons(opt, work):
+    """(a) again for training from videos, once per codec that can be written here; {codec: speed-up}."""
+    from recognizer import videocodecs
+    available = videocodecs.available_codecs()
+    for codec in opt.video_codecs:
+        if available[codec]:
+            print('video codec %s left out: %s' % (codec, available[codec]))
+    codecs = [c for c in opt.video_codecs if not available[c]]
+    if not codecs:
+        return {}
+    tic = time.time()
+    written = write_videos(work, codecs, opt.videos)
+    print('videos: %d per codec, %dx%d, %d fps, %d frames (%.1f s), in %.1f s'
+          % (opt.videos, VIDEO_W, VIDEO_H, videocodecs.FPS, VIDEO_FRAMES, VIDEO_FRAMES / videocodecs.FPS,
+             time.time() - tic))
+    speedups = {}
+    for codec in codecs:
+        folder, kib = written[codec]
+        types, keys = videocodecs.frame_types(os.path.join(folder, 'Class00', 'v_clip_0000' +
+                                                           videocodecs.extension(codec)))
+        print('  %s: %.0f KB per video; first video: %d keyframe(s) in %d frames, %d B-frames'
+              % (videocodecs.describe(codec), kib, sum(keys), len(types), types.count('B')))
+    for codec in codecs:
+        ours, gluon = compare_loaders(opt, codec)
+        source = '%s videos %dx%d decoded to %dx%d' % (codec, VIDEO_W, VIDEO_H, FRAME_W, FRAME_H)
+        speedups[codec] = print_loaders(opt, ours, gluon, source, '(a2)')
+    return speedups
 
 
 def print_loop(opt, loop):
@@ -555,14 +683,16 @@ def driver_main(opt):
             return checkpoint_cost_main(opt)
         print('data: %d clips of 30 frames %dx%d, mean JPEG %.1f KB, in %s (%.1f s)'
               % (loader_clips, FRAME_W, FRAME_H, jpeg_bytes / 1024, work, time.time() - tic))
-        ours, gluon = [], []
-        for _ in range(opt.rounds):   # alternate, so that outside load affects both alike
-            ours.append(run_child(opt, 'ours'))
-            gluon.append(run_child(opt, 'gluoncv'))
-        speedup = print_loaders(opt, best(ours, 'frames_per_s_worker'), best(gluon, 'frames_per_s_worker'))
+        ours, gluon = compare_loaders(opt)
+        speedup = print_loaders(opt, ours, gluon, '%dx%d JPEG frames' % (FRAME_W, FRAME_H))
+        video_speedups = video_comparisons(opt, work)
         efficiency = print_loop(opt, run_child(opt, 'loop'))
         print('total benchmark time %.0f s' % (time.time() - tic))
         print('loader_speedup: %.2f' % speedup)
+        if video_speedups:
+            print('video_loader_speedup per codec: %s'
+                  % ', '.join('%s %.2f' % item for item in video_speedups.items()))
+            print('video_loader_speedup: %.2f' % min(video_speedups.values()))
         print('loop_efficiency: %.3f' % efficiency)
     finally:
         if remove:

@@ -482,7 +482,7 @@ def main(argv=None):
     links = check_libraries(rep, libmxnet) if libmxnet else dict.fromkeys(FEATURE_LIBS, False)
     mx = import_mxnet(rep, links) if libmxnet else None
     # Only after mxnet: `import decord` first makes a later `import mxnet` abort ("random_device could not be read").
-    for module, pip_name in (('decord', 'decord==0.6.0'), ('cv2', 'opencv-python')):
+    for module, pip_name in (('decord', 'decord==0.6.0'), ('cv2', 'opencv-python'), ('av', '"av>=12,<17"')):
         check_module(rep, module, pip_name)
     archs = kernel_archs(libmxnet) if links['CUDA'] else None
     if archs is not None:
