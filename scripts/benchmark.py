@@ -40,6 +40,7 @@ sys.path.insert(0, REPO)
 import numpy as np  # noqa: E402
 
 from recognizer.errors import UserError, run_cli  # noqa: E402
+from recognizer.runtime import amp_problem, cpu_flags  # noqa: E402
 
 FRAME_W, FRAME_H = 340, 256
 SCALE_RATIOS = [1.0, 0.875, 0.75, 0.66]
@@ -456,14 +457,6 @@ def loop_stage(opt):
 
 # =============================================================== CPU step settings
 
-def cpu_has_bf16():
-    try:
-        with open('/proc/cpuinfo') as f:
-            return 'avx512_bf16' in f.read()
-    except OSError:
-        return False
-
-
 def top_operators(profile_text, count=8):
     """The ``count`` operators with the most total time, from MXNet's aggregate profile table."""
     rows, in_ops = [], False
@@ -542,7 +535,8 @@ def checkpoint_cost_main(opt):
 
 
 def cpu_step_main(opt):
-    variants = ['imperative', 'hybrid'] + (['bf16'] if cpu_has_bf16() else [])
+    bf16 = amp_problem('bfloat16', 0, cpu_flags())
+    variants = ['imperative', 'hybrid'] + ([] if bf16 else ['bf16'])
     print('vgg16_ucf101 TSN train step on the CPU: %d clips x %d segments at %d px, %d timed steps each; '
           'OMP_NUM_THREADS=%s' % (opt.step_clips, NUM_SEGMENTS, opt.input_size, opt.step_iters,
                                   os.environ.get('OMP_NUM_THREADS', 'unset')))
@@ -551,6 +545,8 @@ def cpu_step_main(opt):
         results[variant] = r = run_child(opt, 'step-' + variant)
         print('  %-10s %.3f clips/s  %.2f CPU-s/clip  peak RSS %.0f MiB  time: %s'
               % (variant, r['clips_per_s'], r['cpu_s_per_clip'], r['main_rss_mib'], ', '.join(r['top'])))
+    if bf16:
+        print('  bf16       not run: %s' % bf16)
     base = results['imperative']['clips_per_s']
     for variant in variants[1:]:
         print('%s_over_imperative: %.2f' % (variant, results[variant]['clips_per_s'] / base))
