@@ -78,7 +78,8 @@ def test_view_dataset_gives_segments_times_crops_views(tiny_set, num_crop):
     from types import SimpleNamespace
     from recognizer import data
     opt = SimpleNamespace(input_size=32, num_crop=num_crop, num_segments=25, new_length=1, new_step=1,
-                          new_width=53, new_height=40, video_loader=False)
+                          new_width=53, new_height=40, video_loader=False, slowfast=False, fast_temporal_stride=2,
+                          slow_temporal_stride=16)
     clips = data.read_clip_list(tiny_set['val_list_rawframes'], tiny_set['rawframes_dir'], 3)
     views, label, index, error = evaluation.ViewDataset(clips, opt)[1]
     assert error is None and index == 1 and label == clips[1].label
@@ -113,7 +114,8 @@ class FakeNet(object):
 def test_predictor_runs_views_in_bounded_chunks_and_averages_them():
     import mxnet as mx
     from types import SimpleNamespace
-    opt = SimpleNamespace(views_per_pass=7, new_length=1, input_5d=False, dtype='float32', score_average='softmax')
+    opt = SimpleNamespace(views_per_pass=7, new_length=1, input_5d=False, dtype='float32', score_average='softmax',
+                          slowfast=False, fast_temporal_stride=2, slow_temporal_stride=16)
     rng = np.random.default_rng(0)
     views = rng.integers(0, 255, size=(25, 1, 8, 8, 3), dtype=np.uint8)
     net = FakeNet()
@@ -300,7 +302,7 @@ def test_a_checkpoint_that_does_not_fit_is_a_user_error(checkpoint, change, mess
     from types import SimpleNamespace
     opt = dict(model='vgg16_ucf101', num_classes=4, batch_norm=True, resume_params=checkpoint[1], input_size=32,
                use_pretrained=False, hashtag='', use_tsn=False, dtype='float32', new_length=1, input_5d=False,
-               mode=None)
+               mode=None, slowfast=False, fast_temporal_stride=2, slow_temporal_stride=16)
     opt.update(change)
     with pytest.raises(UserError, match=message):
         evaluation.load_network(SimpleNamespace(**opt), [mx.cpu()])

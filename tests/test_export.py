@@ -88,7 +88,8 @@ def test_a_process_without_this_project_gets_the_network_outputs_from_symbol_and
     opt = SimpleNamespace(model='vgg16_ucf101', num_classes=4, batch_norm=True, resume_params=params,
                           use_pretrained=False, hashtag='', use_tsn=False, dtype='float32', mode=None, input_size=32,
                           num_segments=3, num_crop=1, new_length=1, new_step=1, new_width=0, new_height=0,
-                          video_loader=False, input_5d=False, views_per_pass=50, score_average='softmax')
+                          video_loader=False, input_5d=False, views_per_pass=50, score_average='softmax',
+                          slowfast=False, fast_temporal_stride=2, slow_temporal_stride=16)
     frames, view_logits = held_out_views(root, opt)
     np.save(exported / 'frames.npy', frames)
     done = subprocess.run([sys.executable, '-I', '-c', CONSUMER], cwd=str(exported), capture_output=True, text=True,
