@@ -313,7 +313,7 @@ def open_video(path, new_width=0, new_height=0):
 def read_video_frames(reader, path, numbers):
     try:
         return reader.frames(numbers)
-    except BadSample:
+    except (BadSample, UserError):
         raise
     except Exception as err:
         raise BadSample(path, 'frames %s cannot be decoded (%s)' % (numbers, str(err).splitlines()[0])) from None

@@ -23,6 +23,8 @@ import threading
 
 import cv2
 
+from .errors import UserError
+
 TIMESTAMPED_CONTAINERS = {'.mp4', '.m4v', '.mov', '.mkv'}
 _warned = set()
 _warned_lock = threading.Lock()
@@ -155,7 +157,9 @@ class TimestampDecoder(object):
         try:
             import av
         except ImportError:
-            raise BadSample(path, 'needs PyAV to be decoded (pip install -r requirements.txt)') from None
+            # Not the clip's fault: a UserError, so that --skip-bad-samples does not hide a missing package.
+            raise UserError('%s needs PyAV to be decoded (inter-frame video in a timestamped container): '
+                            'pip install -r requirements.txt' % path) from None
         self.path = path
         self.container = av.open(path)
         self.stream = self.container.streams.video[0]

@@ -165,3 +165,11 @@ def test_prepare_ucf101_frames_equal_decord_frames_of_xvid_avi_with_b_frames(tmp
         numbers = sampled_numbers(keys, types)
         folder = os.path.join(root, 'rawframes', os.path.relpath(os.path.splitext(path)[0], syn['videos_dir']))
         assert_same_frames(data.read_video_frames(data.open_video(path), path, numbers), folder, numbers)
+
+
+def test_a_missing_pyav_is_one_clear_error_not_a_bad_sample(tmp_path, monkeypatch):
+    from recognizer.errors import UserError
+    video = videocodecs.write_video(str(tmp_path / 'clip.mp4'), numbered_clip(3, num_frames=30), 'h264', keyint=10)
+    monkeypatch.setitem(sys.modules, 'av', None)   # `import av` now raises ImportError
+    with pytest.raises(UserError, match='needs PyAV to be decoded .*pip install -r requirements.txt'):
+        data.read_video_frames(data.open_video(video), video, [5, 12])
