@@ -323,10 +323,13 @@ def decode_whole_clip(clip, video, name_pattern=NAME_PATTERN):
     """Decode every frame of a clip (for --check-data); raises BadSample on the first failure."""
     if video:
         reader = open_video(clip.path)
-        if len(reader) == 0:
-            raise BadSample(clip.path, 'has no frames')
-        for start in range(0, len(reader), 64):
-            read_video_frames(reader, clip.path, list(range(start + 1, min(start + 64, len(reader)) + 1)))
+        try:
+            if len(reader) == 0:
+                raise BadSample(clip.path, 'has no frames')
+            for start in range(0, len(reader), 64):
+                read_video_frames(reader, clip.path, list(range(start + 1, min(start + 64, len(reader)) + 1)))
+        finally:
+            reader.close()   # --check-data opens every video of the lists: free each decoder at once
         return
     read_frames(clip.path, range(1, clip.num_frames + 1), name_pattern=name_pattern)
 
