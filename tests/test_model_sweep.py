@@ -12,8 +12,8 @@ of 1x1 maps blow the first step up: validation loss was NaN for 20 of the 54 mod
 I3D, P3D, i3d_slow) and above 1e15 for two more. At 64 px (2x2 maps) all but those two are finite.
 
 The full sweep is ``python -m pytest -m zoo tests/test_model_sweep.py``; the default run trains
-one representative of each of the eight cheaper families and checks the input table of one model
-of every family but C3D.
+one representative of each of the eight cheaper families and SlowFast (its own sampling, 5-D input
+and NAG), and checks the input table of one model of every family but C3D.
 """
 import csv
 import json
@@ -37,13 +37,14 @@ GLUONCV_0_10_5_VIDEO_MODELS = 54
 GLUONCV_0_10_5_INT8_VIDEO_MODELS = 5
 MIN_SWEEP_SIZE = 64
 # One per family, the cheapest of each; the default run trains the first eight (about a minute)
-# and leaves the four slowest (15-40 s each here) to the zoo sweep.
+# and SlowFast, the only family with its own sampling and optimizer, and leaves C3D, I3D-InceptionV3
+# and i3d_slow (15-40 s each here) to the zoo sweep.
 REPRESENTATIVES = ['vgg16_ucf101', 'inceptionv1_ucf101', 'inceptionv3_ucf101', 'resnet18_v1b_kinetics400',
                    'p3d_resnet50_kinetics400', 'r2plus1d_resnet18_kinetics400', 'i3d_resnet50_v1_ucf101',
                    'i3d_inceptionv1_kinetics400',
                    'c3d_kinetics400', 'i3d_inceptionv3_kinetics400', 'i3d_slow_resnet101_f16s4_kinetics700',
                    'slowfast_4x16_resnet50_kinetics400']
-TRAINED_BY_DEFAULT = REPRESENTATIVES[:8]
+TRAINED_BY_DEFAULT = REPRESENTATIVES[:8] + ['slowfast_4x16_resnet50_kinetics400']
 
 # train_recognizer.main for each (model, argv); checkpoints are removed after each run (up to 0.7 GB a model).
 RUN_MODELS = r'''
