@@ -150,19 +150,14 @@ def check_every_sample(opt, clip_lists):
     print('checked %d clips: every frame decodes' % len(clips))
 
 
-def frames_per_segment(opt):
-    """--new-length, or with --slowfast the fast pathway's frames followed by the slow pathway's."""
-    return data.frames_per_segment(opt.new_length, opt.slowfast, opt.fast_temporal_stride, opt.slow_temporal_stride)
-
-
 def to_network_input(clips_u8, opt):
     """uint8 (B, S*L, H, W, 3) on a device -> normalised (B*S, 3, H, W) or (B*S, 3, L, H, W)."""
-    return transforms.network_input(clips_u8, frames_per_segment(opt), opt.input_5d, opt.dtype)
+    return transforms.network_input(clips_u8, data.segment_frames(opt), opt.input_5d, opt.dtype)
 
 
 def blank_input(opt, ctx):
     """The network input of one black clip: for shape inference and deferred initialisation."""
-    clip = nd.zeros((1, opt.num_segments * frames_per_segment(opt), opt.input_size, opt.input_size, 3),
+    clip = nd.zeros((1, opt.num_segments * data.segment_frames(opt), opt.input_size, opt.input_size, 3),
                     dtype='uint8', ctx=ctx)
     return to_network_input(clip, opt)
 

@@ -240,6 +240,16 @@ def frames_per_segment(new_length, slowfast=False, fast_temporal_stride=2, slow_
     return sum(slowfast_frame_counts(new_length, 1, fast_temporal_stride, slow_temporal_stride))
 
 
+def segment_frames(opt):
+    """frames_per_segment of parsed options (--new-length, --slowfast and its strides)."""
+    return frames_per_segment(opt.new_length, opt.slowfast, opt.fast_temporal_stride, opt.slow_temporal_stride)
+
+
+def slowfast_strides(opt):
+    """ClipDataset's ``slowfast`` from parsed options: (fast, slow) temporal strides with --slowfast, else None."""
+    return (opt.fast_temporal_stride, opt.slow_temporal_stride) if opt.slowfast else None
+
+
 def slowfast_frame_numbers(offsets, num_frames, new_length, fast_temporal_stride, slow_temporal_stride):
     """1-based frames of GluonCV's SlowFast sampling: per segment, of the ``new_length`` consecutive
     frames from its offset, every fast_temporal_stride-th one (the fast pathway) followed by every
@@ -428,7 +438,7 @@ def training_datasets(opt, train_clips, val_clips):
                   new_width=opt.new_width, new_height=opt.new_height, video=opt.video_loader,
                   seed=opt.seed, skip_bad=opt.skip_bad_samples,
                   name_pattern=name_pattern_for(opt.dataset, opt.name_pattern),
-                  slowfast=(opt.fast_temporal_stride, opt.slow_temporal_stride) if opt.slowfast else None)
+                  slowfast=slowfast_strides(opt))
     return (ClipDataset(train_clips, train_view, train=True, **common),
             ClipDataset(val_clips, val_view, train=False, **common))
 

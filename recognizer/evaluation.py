@@ -79,13 +79,8 @@ def crop_views(frames, size, num_crop):
     return transforms.center_crop(frames, size)
 
 
-def frames_per_view(opt):
-    """Frames of one view: --new-length, or with --slowfast its fast frames followed by its slow ones."""
-    return data.frames_per_segment(opt.new_length, opt.slowfast, opt.fast_temporal_stride, opt.slow_temporal_stride)
-
-
 class ViewDataset(data.ClipDataset):
-    """Clips of a list as (views uint8 (num_crop * num_segments, frames_per_view, S, S, 3), label, index, error).
+    """Clips of a list as (views uint8 (num_crop * num_segments, segment frames, S, S, 3), label, index, error).
 
     An unreadable clip gives ``views=None`` and the reason, so the caller decides what to do.
     """
@@ -93,13 +88,12 @@ class ViewDataset(data.ClipDataset):
     def __init__(self, clips, opt, name_pattern=data.NAME_PATTERN):
         def view_transform(frames, rng):
             views = crop_views(frames, opt.input_size, opt.num_crop)
-            return views.reshape((-1, frames_per_view(opt)) + views.shape[1:])
+            return views.reshape((-1, data.segment_frames(opt)) + views.shape[1:])
 
-        slowfast = (opt.fast_temporal_stride, opt.slow_temporal_stride) if opt.slowfast else None
         super().__init__(clips, view_transform, train=False, num_segments=opt.num_segments,
                          new_length=opt.new_length, new_step=opt.new_step, new_width=opt.new_width,
-                         new_height=opt.new_height, video=opt.video_loader, offsets='test', slowfast=slowfast,
-                         name_pattern=name_pattern)
+                         new_height=opt.new_height, video=opt.video_loader, offsets='test',
+                         slowfast=data.slowfast_strides(opt), name_pattern=name_pattern)
 
     def __getitem__(self, index):
         try:
@@ -147,7 +141,7 @@ class Predictor(object):
             chunk = nd.array(views[start:start + step], dtype='uint8')
             parts = gluon.utils.split_and_load(chunk, ctx_list=self.ctx[:len(chunk)], even_split=False)
             for part in parts:
-                out = self.net(transforms.network_input(part, frames_per_view(opt), opt.input_5d, opt.dtype))
+                out = self.net(transforms.network_input(part, data.segment_frames(opt), opt.input_5d, opt.dtype))
                 outputs.append(out.astype('float32').asnumpy())
         return np.concatenate(outputs)
 
@@ -309,7 +303,7 @@ def check_view_options(opt):
     options.check_at_least_one((('--num-segments', opt.num_segments), ('--input-size', opt.input_size),
                                 ('--new-length', opt.new_length), ('--new-step', opt.new_step),
                                 ('--views-per-pass', opt.views_per_pass)))
-    frames_per_view(opt)   # bad --slowfast strides are a UserError before anything is loaded
+    data.segment_frames(opt)   # bad --slowfast strides are a UserError before anything is loaded
     if not opt.resume_params and not opt.use_pretrained:
         raise UserError('nothing to evaluate: pass --resume-params <file>.params (from the training --save-dir) '
                         'or --use-pretrained for the model zoo\'s weights')
@@ -322,9 +316,9 @@ def check_view_options(opt):
 def probe(net, opt, ctx):
     """One forward pass on a blank view: an input size the checkpoint cannot take fails here, clearly."""
     from mxnet import base, nd
-    views = nd.zeros((1, frames_per_view(opt), opt.input_size, opt.input_size, 3), dtype='uint8', ctx=ctx[0])
+    views = nd.zeros((1, data.segment_frames(opt), opt.input_size, opt.input_size, 3), dtype='uint8', ctx=ctx[0])
     try:
-        net(transforms.network_input(views, frames_per_view(opt), opt.input_5d, opt.dtype)).wait_to_read()
+        net(transforms.network_input(views, data.segment_frames(opt), opt.input_5d, opt.dtype)).wait_to_read()
     except base.MXNetError as err:
         size = opt.input_size
         raise UserError('the network cannot run on %dx%d views with these parameters (%s); use the --input-size '
