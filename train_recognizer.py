@@ -138,10 +138,11 @@ def check_every_sample(opt, clip_lists):
     """--check-data: decode every frame (or video) of both lists and name all broken ones."""
     from tqdm import tqdm
     clips = [c for clip_list in clip_lists for c in clip_list]
+    names = data.name_pattern_for(opt.dataset, opt.name_pattern)
     broken = []
     for clip in tqdm(clips, desc='checking', disable=not sys.stderr.isatty()):
         try:
-            data.decode_whole_clip(clip, opt.video_loader, data.name_pattern_for(opt.dataset, opt.name_pattern))
+            data.decode_whole_clip(clip, opt.video_loader, names)
         except data.BadSample as err:
             broken.append('%s (list line %d)' % (err, clip.line_no))
     if broken:
